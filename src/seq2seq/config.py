@@ -1,0 +1,210 @@
+"""Read the resolved parameters (params.yaml) and check them before any work is done.
+
+Stages never compose conf/ themselves: `dvc exp run -S` writes its overrides into params.yaml,
+so reading params.yaml is the only way every override is honoured (treeverse/dvc#10186).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from seq2seq.errors import ConfigError
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+
+def compose(overrides: list[str] | None = None, conf_dir: str | os.PathLike | None = None) -> DictConfig:
+    """Compose conf/ with Hydra exactly as DVC does for `dvc exp run -S` (used by tests and tools)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    conf_dir = Path(conf_dir or CONF_DIR).resolve()
+    with initialize_config_dir(str(conf_dir), version_base=None):
+        cfg = hydra_compose(config_name="config", overrides=list(overrides or []))
+    OmegaConf.resolve(cfg)
+    return cfg
+
+
+def load_params(path: str | os.PathLike = "params.yaml") -> DictConfig:
+    """Load params.yaml as a read-only config; missing or unknown keys raise ConfigError."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: not found (run from the repository root, or `dvc exp run`)")
+    cfg = OmegaConf.load(path)
+    validate(cfg, source=str(path))
+    OmegaConf.set_readonly(cfg, True)
+    OmegaConf.set_struct(cfg, True)
+    return cfg
+
+
+# --- schema: types and unknown keys are checked by OmegaConf, ranges below -------------------
+from dataclasses import dataclass, field  # noqa: E402
+from typing import Any, Optional  # noqa: E402
+
+
+@dataclass
+class FilterSchema:
+    min_len: int = 1
+    max_len: int = 175
+    max_ratio: float = 1.5
+
+
+@dataclass
+class DataSchema:
+    source: str = "iwslt14"
+    src: str = "de"
+    tgt: str = "en"
+    archive: Optional[str] = None
+    mirrors: list[str] = field(default_factory=list)
+    md5: dict[str, str] = field(default_factory=dict)
+    path: Optional[str] = None
+    valid_every: int = 23
+    filter: FilterSchema = field(default_factory=FilterSchema)
+
+
+@dataclass
+class TokenizerSchema:
+    model_type: str = "unigram"
+    vocab_size: int = 8000
+    joint: bool = True
+    character_coverage: float = 1.0
+    input_sentence_size: int = 2000000
+
+
+@dataclass
+class ModelSchema:
+    _target_: str = "seq2seq.models.Seq2Seq"
+    emb_size: int = 256
+    hidden_size: int = 256
+    enc_layers: int = 1
+    dec_layers: int = 1
+    dropout: float = 0.3
+
+
+@dataclass
+class LightningSchema:
+    max_epochs: int = 30
+    max_time: Optional[str] = None
+    accelerator: str = "auto"
+    devices: Any = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    gradient_clip_val: Optional[float] = 1.0
+    accumulate_grad_batches: int = 1
+    limit_train_batches: Any = 1.0
+    limit_val_batches: Any = 1.0
+    log_every_n_steps: int = 50
+    deterministic: bool = True
+
+
+@dataclass
+class TrainerSchema:
+    lightning: LightningSchema = field(default_factory=LightningSchema)
+    batch_tokens: int = 4096
+    max_len: int = 256
+    num_workers: int = 0
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.1
+    lr_factor: float = 0.5
+    lr_patience: int = 1
+    min_lr: float = 1e-5
+    early_stopping_patience: int = 5
+    val_max_sentences: Optional[int] = 1000
+
+
+@dataclass
+class DecodeSchema:
+    beam_size: int = 5
+    length_penalty: float = 1.0
+    max_len_a: float = 1.5
+    max_len_b: int = 10
+    batch_size: int = 64
+
+
+@dataclass
+class MlflowSchema:
+    tracking_uri: Optional[str] = None
+    experiment_name: str = "seq2seq"
+
+
+@dataclass
+class Schema:
+    data: DataSchema = field(default_factory=DataSchema)
+    tokenizer: TokenizerSchema = field(default_factory=TokenizerSchema)
+    model: ModelSchema = field(default_factory=ModelSchema)
+    trainer: TrainerSchema = field(default_factory=TrainerSchema)
+    decode: DecodeSchema = field(default_factory=DecodeSchema)
+    seed: int = 1234
+    mlflow: MlflowSchema = field(default_factory=MlflowSchema)
+
+
+_CHOICES = {
+    "data.source": ("iwslt14", "parallel"),
+    "tokenizer.model_type": ("unigram", "bpe", "char", "word"),
+}
+_POSITIVE = (
+    "data.valid_every", "data.filter.max_len", "data.filter.max_ratio", "tokenizer.vocab_size",
+    "model.emb_size", "model.hidden_size", "model.enc_layers", "model.dec_layers",
+    "trainer.batch_tokens", "trainer.max_len", "trainer.lr", "trainer.lightning.max_epochs",
+    "decode.beam_size", "decode.batch_size",
+)
+_UNIT_INTERVAL = ("model.dropout", "trainer.label_smoothing", "trainer.lr_factor")
+
+
+def validate(cfg: DictConfig, source: str = "params.yaml") -> None:
+    """Raise ConfigError naming the key when a parameter is unknown, missing, mistyped or out of range."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        OmegaConf.merge(OmegaConf.structured(Schema), cfg)
+        OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    except OmegaConfBaseException as e:
+        key = getattr(e, "full_key", None)
+        msg = str(e).splitlines()[0]
+        raise ConfigError(f"{source}: bad parameter {key!r}: {msg}") from None
+    for key, choices in _CHOICES.items():
+        value = OmegaConf.select(cfg, key)
+        if value not in choices:
+            raise ConfigError(f"{source}: {key}={value!r} is not one of {', '.join(choices)}")
+    for key in _POSITIVE:
+        value = OmegaConf.select(cfg, key)
+        if value is None or value <= 0:
+            raise ConfigError(f"{source}: {key}={value!r} must be > 0")
+    for key in _UNIT_INTERVAL:
+        value = OmegaConf.select(cfg, key)
+        if not 0 <= value < 1:
+            raise ConfigError(f"{source}: {key}={value!r} must be in [0, 1)")
+    if cfg.data.source == "parallel" and not cfg.data.path:
+        raise ConfigError(f"{source}: data=parallel needs data.path (a folder with train/valid/test.<lang>)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m seq2seq.config [overrides...]`: write the composition of conf/ to params.yaml."""
+    import argparse
+    import sys
+
+    from seq2seq.io import write_text
+
+    parser = argparse.ArgumentParser(description="Compose conf/ (as `dvc exp run -S` does) into params.yaml.")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. experiment=smoke model.hidden_size=512")
+    parser.add_argument("--out", default="params.yaml", help="'-' prints to stdout")
+    args = parser.parse_args(argv)
+    cfg = compose(args.overrides)
+    try:
+        validate(cfg, source="conf/")
+    except ConfigError as e:
+        sys.exit(f"error: {e}")
+    text = OmegaConf.to_yaml(cfg)
+    if args.out == "-":
+        sys.stdout.write(text)
+    else:
+        write_text(args.out, text)
+
+
+if __name__ == "__main__":
+    main()

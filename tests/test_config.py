@@ -1,0 +1,78 @@
+"""The committed params.yaml is the composition of conf/; bad overrides fail with the key named."""
+
+from pathlib import Path
+
+import pytest
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
+
+from seq2seq.config import compose, load_params, validate
+from seq2seq.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_params_yaml_is_the_composition_of_conf():
+    composed = OmegaConf.to_yaml(compose())
+    assert (ROOT / "params.yaml").read_text(encoding="utf-8") == composed, (
+        "params.yaml is stale: run `python -m seq2seq.config` after editing conf/"
+    )
+
+
+def test_defaults_are_iwslt14_de_en():
+    cfg = compose()
+    assert (cfg.data.source, cfg.data.src, cfg.data.tgt, cfg.data.archive) == ("iwslt14", "de", "en", None)
+    assert cfg.data.md5["de-en"] == "10936dfdf616504ddbd844e91b94ef4a"
+    assert cfg.data.mirrors[0] == "http://dl.fbaipublicfiles.com/fairseq/data/iwslt14/{src}-{tgt}.tgz"
+
+
+def test_experiment_overlay_wins_over_group_defaults():
+    cfg = compose(["experiment=smoke"])
+    assert cfg.model.hidden_size == 32 and cfg.trainer.lightning.max_epochs == 1
+    # and a command-line override still wins over the overlay
+    assert compose(["experiment=smoke", "model.hidden_size=48"]).model.hidden_size == 48
+
+
+def test_parallel_data_inherits_filters():
+    cfg = compose(["data=parallel", "data.path=/corpus", "data.src=en", "data.tgt=fr"])
+    assert (cfg.data.source, cfg.data.path, cfg.data.src, cfg.data.tgt) == ("parallel", "/corpus", "en", "fr")
+    assert cfg.data.filter.max_len == 175
+    validate(cfg)
+
+
+def test_unknown_key_fails_at_composition():
+    with pytest.raises(ConfigCompositionException, match="model.foo"):
+        compose(["model.foo=1"])
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("+model.foo=1", "model.foo"),
+        ("model.hidden_size=abc", "model.hidden_size"),
+        ("model.hidden_size=0", "model.hidden_size"),
+        ("model.dropout=1.5", "model.dropout"),
+        ("tokenizer.model_type=wordpiece", "tokenizer.model_type"),
+        ("data.source=web", "data.source"),
+        ("+trainer.lightning.max_epoch=3", "max_epoch"),
+    ],
+)
+def test_bad_values_name_the_key(override, key, tmp_path):
+    params = tmp_path / "params.yaml"
+    OmegaConf.save(compose([override]), params)
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_params(params)
+
+
+def test_parallel_without_path_is_rejected(tmp_path):
+    cfg = compose(["data=parallel", "data.path=null"])
+    with pytest.raises(ConfigError, match="data.path"):
+        validate(cfg)
+
+
+def test_loaded_params_are_read_only(tmp_path):
+    params = tmp_path / "params.yaml"
+    OmegaConf.save(compose(), params)
+    cfg = load_params(params)
+    with pytest.raises(Exception):
+        cfg.model.hidden_size = 3
