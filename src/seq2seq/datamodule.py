@@ -1,0 +1,190 @@
+"""Parallel text → SentencePiece ids → length-bucketed batches of at most `batch_tokens` tokens.
+
+The DataModule never downloads: it reads the prepare stage's text and the tokenizer stage's
+models. Encoded ids are cached on disk, keyed by the hash of the text and the model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import sentencepiece as spm
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from seq2seq.errors import DataError
+from seq2seq.io import read_lines
+from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
+
+
+def load_sp(tokenizer_dir: Path, side: str) -> spm.SentencePieceProcessor:
+    path = Path(tokenizer_dir) / f"{side}.model"
+    if not path.exists():
+        raise DataError(f"{path}: SentencePiece model not found (run the tokenizer stage)")
+    return spm.SentencePieceProcessor(model_file=str(path))
+
+
+def encode_file(sp: spm.SentencePieceProcessor, path: Path, cache_dir: Path | None) -> list[list[int]]:
+    """Pieces ids of every line of `path` (no BOS/EOS), cached under `cache_dir`."""
+    key = hashlib.sha256(Path(path).read_bytes() + sp.serialized_model_proto()).hexdigest()[:24]
+    cached = cache_dir / f"{Path(path).name}.{key}.pt" if cache_dir else None
+    if cached is not None and cached.exists():
+        return torch.load(cached, weights_only=True)
+    ids = sp.encode(read_lines(path), out_type=int)
+    if cached is not None:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(".tmp")
+        torch.save(ids, tmp)
+        tmp.replace(cached)
+    return ids
+
+
+class ParallelDataset(Dataset):
+    """Pairs of id lists; source gets EOS appended, both sides truncated to `max_len` pieces."""
+
+    def __init__(self, src: list[list[int]], tgt: list[list[int]], max_len: int | None = None):
+        if len(src) != len(tgt):
+            raise DataError(f"source and target differ in length: {len(src)} vs {len(tgt)}")
+        cut = max_len or 10**9
+        self.src = [s[: cut - 1] + [EOS_ID] for s in src]
+        self.tgt = [t[: cut - 1] for t in tgt]
+
+    def __len__(self) -> int:
+        return len(self.src)
+
+    def __getitem__(self, i: int) -> tuple[int, list[int], list[int]]:
+        return i, self.src[i], self.tgt[i]
+
+    def num_tokens(self, i: int) -> int:
+        return max(len(self.src[i]), len(self.tgt[i]) + 1)
+
+
+class TokenBatchSampler(Sampler[list[int]]):
+    """Batches of similar length holding at most `batch_tokens` tokens (padding included).
+
+    Sentences are sorted by length (ties broken by a seeded shuffle), cut into batches, and the
+    batch order is shuffled anew each epoch from (seed, epoch). Under DDP each rank takes every
+    `world_size`-th batch, and all ranks get the same number of batches.
+    """
+
+    def __init__(self, dataset: ParallelDataset, batch_tokens: int, shuffle: bool, seed: int = 0,
+                 rank: int = 0, world_size: int = 1):
+        self.shuffle, self.seed, self.epoch = shuffle, seed, 0
+        self.rank, self.world_size = rank, world_size
+        order = list(range(len(dataset)))
+        if shuffle:
+            random.Random(seed).shuffle(order)
+        order.sort(key=lambda i: (len(dataset.src[i]), len(dataset.tgt[i])))
+        self.batches: list[list[int]] = []
+        batch, longest = [], 0
+        for i in order:
+            n = dataset.num_tokens(i)
+            if batch and max(longest, n) * (len(batch) + 1) > batch_tokens:
+                self.batches.append(batch)
+                batch, longest = [], 0
+            batch.append(i)
+            longest = max(longest, n)
+        if batch:
+            self.batches.append(batch)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _epoch_batches(self) -> list[list[int]]:
+        batches = list(self.batches)
+        if self.shuffle:
+            random.Random(self.seed * 100_003 + self.epoch).shuffle(batches)
+        per_rank = len(batches) // self.world_size if self.world_size > 1 else len(batches)
+        return batches[self.rank :: self.world_size][:per_rank]
+
+    def __iter__(self):
+        return iter(self._epoch_batches())
+
+    def __len__(self) -> int:
+        return len(self.batches) // self.world_size if self.world_size > 1 else len(self.batches)
+
+
+@dataclass
+class Batch:
+    ids: torch.Tensor       # [B] sentence indices in the split
+    src: torch.Tensor       # [B, S] source ids, EOS-terminated, PAD-padded
+    src_lens: torch.Tensor  # [B]
+    tgt_in: torch.Tensor    # [B, T] BOS + target
+    tgt_out: torch.Tensor   # [B, T] target + EOS
+
+    def to(self, device) -> "Batch":
+        return Batch(*(t.to(device) for t in (self.ids, self.src, self.src_lens, self.tgt_in, self.tgt_out)))
+
+
+def _pad(seqs: list[list[int]]) -> torch.Tensor:
+    out = torch.full((len(seqs), max(len(s) for s in seqs)), PAD_ID, dtype=torch.long)  # [B, L]
+    for row, s in zip(out, seqs):
+        row[: len(s)] = torch.tensor(s, dtype=torch.long)
+    return out
+
+
+def collate(items: list[tuple[int, list[int], list[int]]]) -> Batch:
+    ids, src, tgt = zip(*items)
+    return Batch(
+        ids=torch.tensor(ids, dtype=torch.long),
+        src=_pad(list(src)),
+        src_lens=torch.tensor([len(s) for s in src], dtype=torch.long),
+        tgt_in=_pad([[BOS_ID] + t for t in tgt]),
+        tgt_out=_pad([t + [EOS_ID] for t in tgt]),
+    )
+
+
+class TranslationDataModule(L.LightningDataModule):
+    def __init__(self, data_dir: str | Path, tokenizer_dir: str | Path, src: str, tgt: str,
+                 batch_tokens: int = 4096, max_len: int = 256, num_workers: int = 0, seed: int = 0,
+                 cache_dir: str | Path | None = "data/cache", val_max_sentences: int | None = None):
+        super().__init__()
+        self.data_dir, self.tokenizer_dir = Path(data_dir), Path(tokenizer_dir)
+        self.src_lang, self.tgt_lang = src, tgt
+        self.batch_tokens, self.max_len, self.num_workers, self.seed = batch_tokens, max_len, num_workers, seed
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.val_max_sentences = val_max_sentences
+        self.sp_src = load_sp(self.tokenizer_dir, "src")
+        self.sp_tgt = load_sp(self.tokenizer_dir, "tgt")
+        self.valid_refs = read_lines(self.data_dir / f"valid.{tgt}")  # raw text, for BLEU
+
+    @property
+    def src_vocab_size(self) -> int:
+        return self.sp_src.get_piece_size()
+
+    @property
+    def tgt_vocab_size(self) -> int:
+        return self.sp_tgt.get_piece_size()
+
+    def detokenize(self, ids: list[int]) -> str:
+        return self.sp_tgt.decode(ids)
+
+    def dataset(self, split: str, max_len: int | None = None) -> ParallelDataset:
+        src = encode_file(self.sp_src, self.data_dir / f"{split}.{self.src_lang}", self.cache_dir)
+        tgt = encode_file(self.sp_tgt, self.data_dir / f"{split}.{self.tgt_lang}", self.cache_dir)
+        if len(src) != len(tgt):
+            raise DataError(
+                f"{self.data_dir}/{split}.{self.src_lang} has {len(src)} lines but "
+                f"{self.data_dir}/{split}.{self.tgt_lang} has {len(tgt)}"
+            )
+        return ParallelDataset(src, tgt, max_len)
+
+    def setup(self, stage: str | None = None) -> None:
+        self.train_set = self.dataset("train", self.max_len)
+        self.valid_set = self.dataset("valid")
+
+    def _loader(self, dataset: ParallelDataset, shuffle: bool) -> DataLoader:
+        rank = self.trainer.global_rank if self.trainer else 0
+        world = self.trainer.world_size if self.trainer else 1
+        sampler = TokenBatchSampler(dataset, self.batch_tokens, shuffle, self.seed, rank, world)
+        return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.valid_set, shuffle=False)

@@ -1,0 +1,92 @@
+"""The LightningModule: loss, validation BLEU and optimiser wiring around a plain nn.Module."""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import lightning as L
+import sacrebleu
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from seq2seq.datamodule import Batch
+from seq2seq.search import greedy_search
+
+
+def sequence_loss(logits: torch.Tensor, target: torch.Tensor, pad_id: int, label_smoothing: float = 0.0) -> torch.Tensor:
+    """Mean token cross-entropy over non-pad positions. logits [B, T, V], target [B, T]."""
+    return F.cross_entropy(
+        logits.reshape(-1, logits.size(-1)),  # [B*T, V]
+        target.reshape(-1),                   # [B*T]
+        ignore_index=pad_id,
+        label_smoothing=label_smoothing,
+    )
+
+
+def corpus_bleu(hyps: list[str], refs: list[str]) -> sacrebleu.metrics.BLEUScore:
+    """sacreBLEU (13a tokenisation, cased) of detokenized hypotheses against raw references."""
+    return sacrebleu.metrics.BLEU().corpus_score(hyps, [refs])
+
+
+class TranslationModule(L.LightningModule):
+    """Teacher-forced training with label smoothing; each epoch, valid loss, perplexity and the
+    sacreBLEU of greedy decoding on (the first `val_max_sentences` of) the valid set."""
+
+    def __init__(self, model: nn.Module, detokenize: Callable[[list[int]], str], valid_refs: list[str],
+                 lr: float = 1e-3, weight_decay: float = 0.0, label_smoothing: float = 0.1,
+                 lr_factor: float = 0.5, lr_patience: int = 1, min_lr: float = 1e-5,
+                 val_max_sentences: int | None = None, max_len_a: float = 1.5, max_len_b: int = 10):
+        super().__init__()
+        self.model = model
+        self.detokenize, self.valid_refs = detokenize, valid_refs
+        self.lr, self.weight_decay, self.label_smoothing = lr, weight_decay, label_smoothing
+        self.lr_factor, self.lr_patience, self.min_lr = lr_factor, lr_patience, min_lr
+        self.val_max_sentences = val_max_sentences
+        self.max_len_a, self.max_len_b = max_len_a, max_len_b
+        self._val_hyps: dict[int, list[int]] = {}
+
+    def _loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.model(batch.src, batch.src_lens, batch.tgt_in)  # [B, T, V]
+        smoothed = sequence_loss(logits, batch.tgt_out, self.model.pad_id, self.label_smoothing)
+        nll = sequence_loss(logits, batch.tgt_out, self.model.pad_id)
+        return smoothed, nll
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        loss, _ = self._loss(batch)
+        n_tgt = int(batch.tgt_out.ne(self.model.pad_id).sum())
+        self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=n_tgt, sync_dist=True)
+        return loss
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_hyps = {}
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        _, nll = self._loss(batch)
+        n_tgt = int(batch.tgt_out.ne(self.model.pad_id).sum())
+        self.log("valid_loss", nll, on_epoch=True, batch_size=n_tgt, sync_dist=True)
+        keep = batch.ids < (self.val_max_sentences or len(self.valid_refs))  # [B]
+        if keep.any():
+            hyps = greedy_search(self.model, batch.src[keep], batch.src_lens[keep], self.max_len_a, self.max_len_b)
+            self._val_hyps.update(zip(batch.ids[keep].tolist(), hyps))
+
+    def on_validation_epoch_end(self) -> None:
+        hyps = self._val_hyps
+        if self.trainer.world_size > 1:  # every rank decoded its own batches
+            gathered = [None] * self.trainer.world_size
+            torch.distributed.all_gather_object(gathered, hyps)
+            hyps = {k: v for part in gathered for k, v in part.items()}
+        ids = sorted(hyps)
+        bleu = corpus_bleu([self.detokenize(hyps[i]) for i in ids], [self.valid_refs[i] for i in ids])
+        self.log("valid_bleu", bleu.score, prog_bar=True, sync_dist=False, rank_zero_only=False)
+        loss = self.trainer.callback_metrics.get("valid_loss")
+        if loss is not None:
+            self.log("valid_ppl", math.exp(min(float(loss), 50.0)))
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="max", factor=self.lr_factor, patience=self.lr_patience, min_lr=self.min_lr
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "valid_bleu", "strict": False}}

@@ -1,0 +1,98 @@
+"""MLflow: one run per pipeline run. The train stage creates it, the evaluate stage logs into it.
+
+Tracking URI: `mlflow.tracking_uri` in params, else $MLFLOW_TRACKING_URI, else
+`sqlite:///<repo root>/mlflow.db`. The repo root is $DVC_ROOT when DVC runs the stage: for
+`dvc exp run --queue` / `--temp` it names the real repository, not the temporary copy, so
+queued experiments log into the same store as runs in the workspace.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from seq2seq.errors import Seq2SeqError
+
+
+def repo_root() -> Path:
+    return Path(os.environ.get("DVC_ROOT") or os.getcwd()).resolve()
+
+
+def tracking_uri(cfg) -> str:
+    return cfg.mlflow.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{repo_root() / 'mlflow.db'}"
+
+
+def redact(uri: str) -> str:
+    """`https://user:secret@host` → `https://***@host`: credentials never reach logs or errors."""
+    return re.sub(r"(?<=://)[^/@\s]+@", "***@", uri)
+
+
+def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def git_commit(cwd: Path | None = None) -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def client(uri: str):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def start_run(cfg) -> tuple[str, str]:
+    """Create the run (and the experiment if needed); log params and tags. Returns (uri, run_id).
+
+    Fails before any training, naming the (redacted) URI, when the store cannot be reached.
+    """
+    uri = tracking_uri(cfg)
+    try:
+        mlc = client(uri)
+        exp = mlc.get_experiment_by_name(cfg.mlflow.experiment_name)
+        if exp is None:
+            location = None
+            if uri.startswith("sqlite:///") and uri == f"sqlite:///{repo_root() / 'mlflow.db'}":
+                location = (repo_root() / "mlartifacts").as_uri()
+            exp_id = mlc.create_experiment(cfg.mlflow.experiment_name, artifact_location=location)
+        else:
+            exp_id = exp.experiment_id
+        tags = {"git.commit": git_commit() or "unknown"}
+        if os.environ.get("DVC_EXP_NAME"):
+            tags["dvc.exp_name"] = os.environ["DVC_EXP_NAME"]
+            tags["mlflow.runName"] = os.environ["DVC_EXP_NAME"]
+        if os.environ.get("DVC_EXP_BASELINE_REV"):
+            tags["dvc.baseline_rev"] = os.environ["DVC_EXP_BASELINE_REV"]
+        run = mlc.create_run(exp_id, tags=tags)
+        log_params(mlc, run.info.run_id, cfg)
+    except Seq2SeqError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any failure to reach the store is reported the same way
+        raise Seq2SeqError(f"MLflow tracking store {redact(uri)} cannot be used: {redact(str(e).splitlines()[0] if str(e) else type(e).__name__)}") from None
+    return uri, run.info.run_id
+
+
+def log_params(mlc, run_id: str, cfg) -> None:
+    from mlflow.entities import Param
+
+    params = flatten(OmegaConf.to_container(cfg, resolve=True))
+    if "mlflow.tracking_uri" in params and params["mlflow.tracking_uri"]:
+        params["mlflow.tracking_uri"] = redact(params["mlflow.tracking_uri"])
+    items = [Param(k, str(v)[:6000]) for k, v in sorted(params.items())]
+    for i in range(0, len(items), 100):
+        mlc.log_batch(run_id, params=items[i : i + 100])

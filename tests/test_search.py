@@ -1,0 +1,166 @@
+"""Greedy and beam search: beam 1 == greedy, batching is invisible, limits, length penalty, learning."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from seq2seq.models import Seq2Seq
+from seq2seq.search import beam_search, greedy_search, gnmt_penalty
+
+PAD, BOS, EOS, V = 0, 1, 2, 20
+LENGTHS = [7, 3, 5, 1, 6, 4]
+
+
+def make_model(eos_bias: float = 1.5, **kw) -> Seq2Seq:
+    """A seeded random model, sharpened so outputs vary; eos_bias makes some end before their limit."""
+    torch.manual_seed(0)
+    sizes = dict(emb_size=16, hidden_size=16, dropout=0.1) | kw
+    model = Seq2Seq(V, V, PAD, BOS, EOS, **sizes).eval()
+    with torch.no_grad():
+        model.decoder.output_layer.weight.mul_(20)
+        model.decoder.output_layer.bias[EOS] = eos_bias
+    return model
+
+
+def padded_batch(lengths: list[int], seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random token ids (no specials) padded with PAD: src [B, S], lens [B]."""
+    g = torch.Generator().manual_seed(seed)
+    lens = torch.tensor(lengths)  # [B]
+    src = torch.randint(3, V, (len(lengths), max(lengths)), generator=g)  # [B, S]
+    src[torch.arange(max(lengths)) >= lens.unsqueeze(1)] = PAD  # [B, S]
+    return src, lens
+
+
+@torch.no_grad()
+def test_greedy_outputs_mix_eos_and_length_limits():
+    """Guards the fixture: the other tests only mean something if both stopping rules occur."""
+    src, lens = padded_batch(LENGTHS)
+    hyps = greedy_search(make_model(), src, lens, max_len_a=1.5, max_len_b=5)
+    limits = [int(1.5 * n + 5) for n in LENGTHS]
+    assert any(len(h) == n for h, n in zip(hyps, limits))
+    assert any(0 < len(h) < n for h, n in zip(hyps, limits))
+    assert all(EOS not in h and BOS not in h for h in hyps)
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("eos_bias", [0.0, 1.5, 2.0])
+def test_beam_size_one_equals_greedy(eos_bias):
+    model = make_model(eos_bias)
+    src, lens = padded_batch(LENGTHS)
+    greedy = greedy_search(model, src, lens, 1.5, 5)
+    beam = beam_search(model, src, lens, beam_size=1, length_penalty=1.0, max_len_a=1.5, max_len_b=5)
+    assert [nbest[0][0] for nbest in beam] == greedy
+
+
+@torch.no_grad()
+def test_batch_decoded_together_equals_each_sentence_alone():
+    model = make_model()
+    src, lens = padded_batch(LENGTHS)
+    greedy = greedy_search(model, src, lens, 1.5, 5)
+    beam = beam_search(model, src, lens, 3, 1.0, 1.5, 5, n_best=2)
+    for i, n in enumerate(LENGTHS):
+        one, one_len = src[i : i + 1, :n], lens[i : i + 1]
+        assert greedy_search(model, one, one_len, 1.5, 5) == [greedy[i]]
+        (alone,) = beam_search(model, one, one_len, 3, 1.0, 1.5, 5, n_best=2)
+        assert [h for h, _ in alone] == [h for h, _ in beam[i]]
+        assert [s for _, s in alone] == pytest.approx([s for _, s in beam[i]], abs=1e-5)
+
+
+@torch.no_grad()
+def test_nbest_lists_are_sorted_and_scored():
+    model = make_model()
+    src, lens = padded_batch(LENGTHS)
+    for nbest in beam_search(model, src, lens, beam_size=5, length_penalty=1.0, max_len_b=5, n_best=4):
+        assert len(nbest) == 4
+        scores = [s for _, s in nbest]
+        assert scores == sorted(scores, reverse=True)
+        assert len({tuple(h) for h, _ in nbest}) == 4
+    # The score is the summed log-prob of the tokens (and EOS) under the model, over the GNMT penalty.
+    tokens, score = beam_search(model, src[:1], lens[:1], 3, 1.0, 1.5, 5)[0][0]
+    tgt_in = torch.tensor([[BOS] + tokens])  # [1, T]
+    log_probs = F.log_softmax(model(src[:1], lens[:1], tgt_in), dim=-1)[0]  # [T, V]
+    gold = tokens + [EOS] if len(tokens) < int(1.5 * LENGTHS[0] + 5) else tokens
+    total = log_probs[torch.arange(len(gold)), gold].sum().item()
+    assert score == pytest.approx(total / gnmt_penalty(len(gold), 1.0), abs=1e-4)
+
+
+@torch.no_grad()
+def test_max_length_is_per_sentence():
+    model = make_model(eos_bias=-1e4)  # never ends by itself
+    src, lens = padded_batch(LENGTHS)
+    limits = [int(1.0 * n + 2) for n in LENGTHS]
+    assert [len(h) for h in greedy_search(model, src, lens, max_len_a=1.0, max_len_b=2)] == limits
+    beam = beam_search(model, src, lens, beam_size=3, max_len_a=1.0, max_len_b=2, n_best=3)
+    assert [[len(h) for h, _ in nbest] for nbest in beam] == [[n] * 3 for n in limits]
+
+
+class BigramModel:
+    """Fake model with the search interface: log P(next | previous token) comes from a fixed table.
+
+    From BOS: "a" (p .5) then EOS (p .8), log P = -0.92 over 2 tokens; or "b1 b2 b3" (p .45, .99,
+    .99) then EOS (p .55), log P = -1.42 over 4 tokens. Filler "z" soaks up the rest.
+    """
+
+    pad_id, bos_id, eos_id = 0, 1, 2
+    A, B1, B2, B3, Z = 3, 4, 5, 6, 7
+
+    def __init__(self):
+        probs = torch.full((8, 8), 1e-9)  # [prev, next]
+        probs[self.bos_id, [self.A, self.B1, self.Z]] = torch.tensor([0.5, 0.45, 0.05])
+        probs[self.A, [self.eos_id, self.Z]] = torch.tensor([0.8, 0.2])
+        probs[self.B1, [self.B2, self.Z]] = torch.tensor([0.99, 0.01])
+        probs[self.B2, [self.B3, self.Z]] = torch.tensor([0.99, 0.01])
+        probs[self.B3, [self.eos_id, self.Z]] = torch.tensor([0.55, 0.45])
+        probs[self.Z, [self.eos_id, self.Z]] = torch.tensor([0.1, 0.9])
+        probs[[self.pad_id, self.eos_id]] = 1.0
+        self.log_probs = (probs / probs.sum(-1, keepdim=True)).log()  # [8, 8]
+
+    def encode(self, src, src_lens):
+        return src  # [B, S]
+
+    def init_state(self, enc):
+        return torch.zeros(enc.size(0))  # [B]
+
+    def decode_step(self, prev_tokens, state, enc):
+        return self.log_probs[prev_tokens], state, torch.ones_like(enc, dtype=torch.float)  # [B, V], [B], [B, S]
+
+    def reorder_state(self, state, index):
+        return state.index_select(0, index)
+
+    def reorder_encoder_output(self, enc, index):
+        return enc.index_select(0, index)
+
+
+def test_length_penalty_favours_longer_hypotheses_as_alpha_grows():
+    model, src, lens = BigramModel(), torch.full((1, 5), 3), torch.tensor([5])
+    short, long_ = [BigramModel.A], [BigramModel.B1, BigramModel.B2, BigramModel.B3]
+    assert greedy_search(model, src, lens) == [short]
+    (plain,) = beam_search(model, src, lens, beam_size=2, length_penalty=0.0, n_best=2)
+    assert [h for h, _ in plain] == [short, long_]
+    assert plain[0][1] == pytest.approx(torch.tensor(0.5 * 0.8).log().item(), abs=1e-4)
+    (penalised,) = beam_search(model, src, lens, beam_size=2, length_penalty=2.0, n_best=2)
+    assert [h for h, _ in penalised] == [long_, short]
+    assert penalised[1][1] == pytest.approx(plain[0][1] / gnmt_penalty(2, 2.0))
+
+
+def test_trained_model_reproduces_reversed_sequences():
+    """Learn to reverse 20 short random sequences; greedy and beam then reproduce them exactly."""
+    torch.manual_seed(0)
+    model = Seq2Seq(V, V, PAD, BOS, EOS, emb_size=32, hidden_size=32, dropout=0.0)
+    lengths = torch.randint(3, 7, (20,)).tolist()
+    src, lens = padded_batch(lengths, seed=2)
+    targets = [src[i, :n].flip(0).tolist() for i, n in enumerate(lengths)]
+    T = max(lengths) + 1
+    tgt_in = torch.tensor([[BOS] + t + [PAD] * (T - 1 - len(t)) for t in targets])  # [B, T]
+    tgt_out = torch.tensor([t + [EOS] + [PAD] * (T - 1 - len(t)) for t in targets])  # [B, T]
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    for _ in range(300):
+        logits = model(src, lens, tgt_in)  # [B, T, V]
+        loss = F.cross_entropy(logits.view(-1, V), tgt_out.view(-1), ignore_index=PAD)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        assert greedy_search(model, src, lens, 1.0, 2) == targets
+        assert [nbest[0][0] for nbest in beam_search(model, src, lens, 5, 1.0, 1.0, 2)] == targets
