@@ -1,0 +1,112 @@
+"""Stage 5: beam-search the test set with the best checkpoint and score it with sacreBLEU.
+
+    python -m seq2seq.evaluate --params params.yaml --data data/prepared --tokenizer data/tokenizer \
+        --checkpoint data/train/checkpoints/best.ckpt --run data/train/mlflow_run.json \
+        --out data/evaluate --metrics data/metrics/test.json
+
+Hypotheses are detokenized with SentencePiece and scored against the raw references: BLEU,
+chrF and TER, each with its sacreBLEU signature. Scores, signatures and the hypotheses file are
+logged into the MLflow run the train stage created.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import sacrebleu
+import torch
+from tqdm import tqdm
+
+from seq2seq import tracking
+from seq2seq.config import load_params
+from seq2seq.datamodule import load_sp
+from seq2seq.errors import DataError
+from seq2seq.io import atomic_path, read_lines, write_json
+from seq2seq.search import beam_search, greedy_search
+from seq2seq.stage import run_stage
+from seq2seq.tokenizer import EOS_ID, PAD_ID
+from seq2seq.train import load_model
+
+
+@torch.no_grad()
+def translate(model, sp_src, sp_tgt, sentences: list[str], beam_size: int = 5, length_penalty: float = 1.0,
+              max_len_a: float = 1.5, max_len_b: int = 10, batch_size: int = 64, progress: bool = False) -> list[str]:
+    """Detokenized translations of `sentences`, in order; batches hold sentences of similar length."""
+    model.eval()
+    device = next(model.parameters()).device
+    ids = [s + [EOS_ID] for s in sp_src.encode(sentences, out_type=int)]
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    out: list[str] = [""] * len(ids)
+    for start in tqdm(range(0, len(order), batch_size), desc="decode", unit="batch", disable=not progress):
+        chunk = order[start : start + batch_size]
+        lens = torch.tensor([len(ids[i]) for i in chunk])  # [B]
+        src = torch.full((len(chunk), int(lens.max())), PAD_ID, dtype=torch.long)  # [B, S]
+        for row, i in enumerate(chunk):
+            src[row, : len(ids[i])] = torch.tensor(ids[i])
+        src, lens = src.to(device), lens.to(device)
+        if beam_size == 1:
+            hyps = greedy_search(model, src, lens, max_len_a, max_len_b)
+        else:
+            nbest = beam_search(model, src, lens, beam_size, length_penalty, max_len_a, max_len_b)
+            hyps = [n[0][0] for n in nbest]
+        for i, h in zip(chunk, hyps):
+            out[i] = sp_tgt.decode(h)
+    return out
+
+
+def score(hyps: list[str], refs: list[str]) -> dict:
+    """BLEU, chrF and TER of detokenized hypotheses against raw references, with signatures."""
+    result = {}
+    for name, metric in [("bleu", sacrebleu.metrics.BLEU()), ("chrf", sacrebleu.metrics.CHRF()), ("ter", sacrebleu.metrics.TER())]:
+        result[name] = round(metric.corpus_score(hyps, [refs]).score, 4)
+        result[f"{name}_signature"] = str(metric.get_signature())
+    return result
+
+
+def run(cfg, data: Path, tokenizer: Path, checkpoint: Path, run_file: Path, out: Path, metrics: Path) -> None:
+    if not checkpoint.exists():
+        raise DataError(f"{checkpoint}: checkpoint not found (run the train stage)")
+    model, _ = load_model(checkpoint)
+    if torch.cuda.is_available():
+        model = model.cuda()
+    sources = read_lines(data / f"test.{cfg.data.src}")
+    refs = read_lines(data / f"test.{cfg.data.tgt}")
+    if len(sources) != len(refs):
+        raise DataError(f"{data}/test.{cfg.data.src} has {len(sources)} lines but {data}/test.{cfg.data.tgt} has {len(refs)}")
+    d = cfg.decode
+    hyps = translate(model, load_sp(tokenizer, "src"), load_sp(tokenizer, "tgt"), sources, d.beam_size,
+                     d.length_penalty, d.max_len_a, d.max_len_b, d.batch_size, progress=True)
+    scores = score(hyps, refs)
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
+        (tmp / "hyps.txt").write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
+    write_json(metrics, scores)
+    print(json.dumps(scores, indent=1))
+
+    run_id = json.loads(run_file.read_text())["run_id"]
+    mlc = tracking.client(tracking.tracking_uri(cfg))
+    for name in ("bleu", "chrf", "ter"):
+        mlc.log_metric(run_id, f"test_{name}", scores[name])
+        mlc.set_tag(run_id, f"test_{name}_signature", scores[f"{name}_signature"])
+    mlc.log_param(run_id, "test.sentences", len(hyps))
+    for path in (out / "hyps.txt", metrics):
+        mlc.log_artifact(run_id, str(path), artifact_path="evaluate")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--data", type=Path, default=Path("data/prepared"))
+    parser.add_argument("--tokenizer", type=Path, default=Path("data/tokenizer"))
+    parser.add_argument("--checkpoint", type=Path, default=Path("data/train/checkpoints/best.ckpt"))
+    parser.add_argument("--run", type=Path, default=Path("data/train/mlflow_run.json"))
+    parser.add_argument("--out", type=Path, default=Path("data/evaluate"))
+    parser.add_argument("--metrics", type=Path, default=Path("data/metrics/test.json"))
+    args = parser.parse_args(argv)
+    run_stage(lambda: run(load_params(args.params), args.data, args.tokenizer, args.checkpoint, args.run, args.out, args.metrics))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+"""Stage 2: turn the raw corpus into aligned train/valid/test files.
+
+    python -m seq2seq.prepare --params params.yaml --raw data/raw --out data/prepared \\
+        --stats data/metrics/prepare.json
+
+Writes <out>/{train,valid,test}.{src,tgt}, one segment a line, cased and untokenized (<out>
+appears whole or not at all), and a stats JSON with the counts.
+
+data.source=iwslt14, like fairseq's prepare-iwslt14.sh:
+  * train.tags.{pair}.{src,tgt} give the training pairs (metadata dropped, titles and
+    descriptions kept); they are cleaned (below), then every `valid_every`-th cleaned pair
+    (1-based: 23, 46, ...) goes to valid and the rest to train.
+  * test is the concatenation of the XML sets in this order: IWSLT14.TED.dev2010,
+    IWSLT14.TEDX.dev2012, IWSLT14.TED.tst2010, IWSLT14.TED.tst2011, IWSLT14.TED.tst2012
+    (those present; 6,750 pairs for de-en), then any other IWSLT14.*.xml set in sorted
+    file-name order.
+data.source=parallel: <raw>/parallel/{train,valid,test}.{src,tgt}; valid and test as given.
+
+Cleaning (Moses clean-corpus-n.perl, counting whitespace-separated words) applies to training
+pairs only, never to valid-as-given or test: a pair is dropped when a side is empty, has fewer
+than min_len or more than max_len words, or when longer/shorter > max_ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import sys
+from pathlib import Path
+
+from seq2seq.config import load_params
+from seq2seq.errors import ConfigError, DataError, Seq2SeqError
+from seq2seq.io import atomic_path, read_lines, write_json, write_lines
+from seq2seq.iwslt import read_pair, read_train_tags, read_xml_segments
+
+
+Pair = tuple[str, str]
+SPLITS = ("train", "valid", "test")
+TEST_ORDER = (
+    "IWSLT14.TED.dev2010", "IWSLT14.TEDX.dev2012",
+    "IWSLT14.TED.tst2010", "IWSLT14.TED.tst2011", "IWSLT14.TED.tst2012",
+)
+# Characters that some line readers treat as line ends; inside a segment they become spaces.
+_BREAKS = re.compile(r"[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]+")
+
+
+def keep_pair(src: str, tgt: str, min_len: int, max_len: int, max_ratio: float) -> bool:
+    """Moses clean-corpus-n: both sides within [min_len, max_len] words, ratio <= max_ratio."""
+    n, m = len(src.split()), len(tgt.split())
+    if n == 0 or m == 0 or min(n, m) < min_len or max(n, m) > max_len:
+        return False
+    return max(n, m) / min(n, m) <= max_ratio
+
+
+def clean(pairs: list[Pair], min_len: int = 1, max_len: int = 175, max_ratio: float = 1.5) -> list[Pair]:
+    """The pairs keep_pair accepts, in order."""
+    return [p for p in pairs if keep_pair(*p, min_len, max_len, max_ratio)]
+
+
+def split_valid(pairs: list[Pair], every: int) -> tuple[list[Pair], list[Pair]]:
+    """(train, valid): valid holds pairs number every, 2*every, ... (1-based), train the rest."""
+    train = [p for i, p in enumerate(pairs, start=1) if i % every]
+    valid = [p for i, p in enumerate(pairs, start=1) if not i % every]
+    return train, valid
+
+
+def find_test_sets(folder: str | os.PathLike, src: str, tgt: str) -> list[tuple[str, Path, Path]]:
+    """(name, src xml, tgt xml) of every IWSLT14.*.xml set in `folder`, in test order."""
+    folder, pair = Path(folder), f"{src}-{tgt}"
+    suffix = f".{pair}.{src}.xml"
+    names = sorted(p.name[: -len(suffix)] for p in folder.glob(f"IWSLT14.*{suffix}"))
+    names = [n for n in TEST_ORDER if n in names] + [n for n in names if n not in TEST_ORDER]
+    sets = []
+    for name in names:
+        a, b = folder / f"{name}.{pair}.{src}.xml", folder / f"{name}.{pair}.{tgt}.xml"
+        if not b.is_file():
+            raise DataError(f"{a} has no {tgt} side: {b} not found")
+        sets.append((name, a, b))
+    return sets
+
+
+def prepare_iwslt(
+    raw: str | os.PathLike, src: str, tgt: str, min_len: int = 1, max_len: int = 175,
+    max_ratio: float = 1.5, valid_every: int = 23,
+) -> tuple[dict[str, list[Pair]], dict]:
+    """Splits and stats from <raw>/{src}-{tgt}/ in the official layout (see module docstring)."""
+    pair = f"{src}-{tgt}"
+    folder = Path(raw) / pair
+    if not folder.is_dir():
+        raise DataError(f"{folder}: not found (run the download stage first)")
+    tags = [folder / f"train.tags.{pair}.{lang}" for lang in (src, tgt)]
+    raw_pairs = _pairs(*read_pair(*tags, read_train_tags))
+    cleaned = clean(raw_pairs, min_len, max_len, max_ratio)
+    train, valid = split_valid(cleaned, valid_every)
+    sets = find_test_sets(folder, src, tgt)
+    if not sets:
+        raise DataError(f"{folder}: no IWSLT14.*.{pair}.{src}.xml test sets")
+    test, test_sets = [], {}
+    for name, a, b in sets:
+        segs = _pairs(*read_pair(a, b, read_xml_segments))
+        test += segs
+        test_sets[name] = len(segs)
+    splits = {"train": train, "valid": valid, "test": test}
+    stats = {"train_raw": len(raw_pairs), "train_filtered_out": len(raw_pairs) - len(cleaned),
+             "train": len(train), "valid": len(valid), "test": len(test), "test_sets": test_sets}
+    return splits, stats
+
+
+def prepare_parallel(
+    raw: str | os.PathLike, src: str, tgt: str, min_len: int = 1, max_len: int = 175, max_ratio: float = 1.5,
+) -> tuple[dict[str, list[Pair]], dict]:
+    """Splits and stats from <raw>/parallel/{split}.{src,tgt}; only train is cleaned."""
+    folder = Path(raw) / "parallel"
+    if not folder.is_dir():
+        raise DataError(f"{folder}: not found (run the download stage first)")
+    splits = {s: _pairs(*read_pair(folder / f"{s}.{src}", folder / f"{s}.{tgt}", read_lines)) for s in SPLITS}
+    n_raw = len(splits["train"])
+    splits["train"] = clean(splits["train"], min_len, max_len, max_ratio)
+    stats = {"train_raw": n_raw, "train_filtered_out": n_raw - len(splits["train"]),
+             **{s: len(splits[s]) for s in SPLITS}, "test_sets": {"test": len(splits["test"])}}
+    return splits, stats
+
+
+def write_splits(out: str | os.PathLike, splits: dict[str, list[Pair]], src: str, tgt: str) -> None:
+    """<out>/{split}.{src,tgt} for every split, the folder created atomically."""
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
+        for split, pairs in splits.items():
+            write_lines(tmp / f"{split}.{src}", (s for s, _ in pairs))
+            write_lines(tmp / f"{split}.{tgt}", (t for _, t in pairs))
+
+
+def run(cfg, raw: str | os.PathLike, out: str | os.PathLike, stats_path: str | os.PathLike) -> dict:
+    """Prepare cfg.data's corpus from `raw` into `out`, stats to `stats_path`; returns the stats."""
+    data, f = cfg.data, cfg.data.filter
+    if data.source == "iwslt14":
+        splits, stats = prepare_iwslt(raw, data.src, data.tgt, f.min_len, f.max_len, f.max_ratio, data.valid_every)
+    elif data.source == "parallel":
+        splits, stats = prepare_parallel(raw, data.src, data.tgt, f.min_len, f.max_len, f.max_ratio)
+    else:
+        raise ConfigError(f"data.source={data.source!r} is not one of iwslt14, parallel")
+    empty = [s for s in SPLITS if not splits[s]]
+    if empty:
+        raise DataError(f"{raw}: no {', '.join(empty)} pairs left (stats: {stats})")
+    write_splits(out, splits, data.src, data.tgt)
+    write_json(stats_path, stats)
+    print(f"prepare: train {stats['train']}, valid {stats['valid']}, test {stats['test']} "
+          f"({stats['train_filtered_out']} of {stats['train_raw']} training pairs filtered out) -> {out}",
+          file=sys.stderr)
+    return stats
+
+
+
+def _pairs(src: list[str], tgt: list[str]) -> list[Pair]:
+    """Zip two aligned sides, turning stray line-break characters into spaces."""
+    return [(_BREAKS.sub(" ", s), _BREAKS.sub(" ", t)) for s, t in zip(src, tgt)]
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m seq2seq.prepare", description="Stage 2: aligned train/valid/test files.")
+    p.add_argument("--params", default="params.yaml", help="resolved parameters (default: params.yaml)")
+    p.add_argument("--raw", default="data/raw", help="the download stage's output (default: data/raw)")
+    p.add_argument("--out", default="data/prepared", help="output folder (default: data/prepared)")
+    p.add_argument("--stats", default="data/metrics/prepare.json", help="counts as JSON")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(name)s %(levelname)s: %(message)s")
+    try:
+        run(load_params(args.params), args.raw, args.out, args.stats)
+    except Seq2SeqError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""End to end, for real: `dvc exp run` of all five stages in a temporary git repository, offline,
+on an archive built in the official IWSLT layout; MLflow in sqlite and over HTTP; dvc push/pull."""
+
+import hashlib
+import json
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import dvc, run_env, sh
+from iwslt_fixtures import build_iwslt_archive
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory) -> Path:
+    return build_iwslt_archive(tmp_path_factory.mktemp("archive"))
+
+
+@pytest.fixture(scope="module")
+def data_overrides(archive) -> list[str]:
+    """Point the download stage at the built archive (whose MD5 is, of course, not the official one)."""
+    md5 = hashlib.md5(archive.read_bytes()).hexdigest()
+    return ["-S", f"data.archive={archive}", "-S", f"data.md5.de-en={md5}"]
+
+
+def mlflow_runs(uri: str, experiment: str = "seq2seq"):
+    from mlflow import MlflowClient
+
+    mlc = MlflowClient(tracking_uri=uri)
+    exp = mlc.get_experiment_by_name(experiment)
+    assert exp is not None, f"no MLflow experiment {experiment!r} in {uri}"
+    return mlc.search_runs([exp.experiment_id], order_by=["attributes.start_time ASC"])
+
+
+@pytest.fixture(scope="module")
+def smoke_repo(repo_copy, data_overrides) -> Path:
+    """The smoke experiment run once in the workspace with `dvc exp run`."""
+    dvc("exp", "run", "-S", "experiment=smoke", *data_overrides, cwd=repo_copy)
+    return repo_copy
+
+
+def test_exp_run_reports_metrics_to_dvc(smoke_repo):
+    shown = json.loads(dvc("metrics", "show", "--json", cwd=smoke_repo).stdout)
+    metrics = {}
+    for rev in shown.values():
+        for path, content in rev["data"].items():
+            metrics[path] = content["data"]
+    test = metrics["data/metrics/test.json"]
+    assert 0 <= test["bleu"] <= 100 and test["bleu_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a")
+    assert "chrf" in test and "ter" in test
+    prepare = metrics["data/metrics/prepare.json"]
+    assert prepare["test"] > 0 and prepare["train"] > prepare["valid"] > 0
+    assert metrics["data/metrics/train.json"]["epochs"] == 1
+    hyps = (smoke_repo / "data/evaluate/hyps.txt").read_text(encoding="utf-8").splitlines()
+    assert len(hyps) == prepare["test"]
+    assert (smoke_repo / "data/train/checkpoints/best.ckpt").exists()
+    assert (smoke_repo / "data/train/checkpoints/last.ckpt").exists()
+    history = (smoke_repo / "data/train/history.csv").read_text().splitlines()
+    assert history[0].startswith("epoch,") and len(history) == 2
+
+
+def test_mlflow_sqlite_holds_the_run(smoke_repo):
+    runs = mlflow_runs(f"sqlite:///{smoke_repo / 'mlflow.db'}")
+    assert len(runs) == 1
+    run = runs[0]
+    test = json.loads((smoke_repo / "data/metrics/test.json").read_text())
+    assert run.data.metrics["test_bleu"] == pytest.approx(test["bleu"])
+    assert run.data.tags["test_bleu_signature"] == test["bleu_signature"]
+    assert run.data.params["model.hidden_size"] == "32"  # the smoke overlay, resolved
+    assert run.data.params["data.archive"].endswith(".tgz")
+    assert "valid_bleu" in run.data.metrics and "train_loss_epoch" in run.data.metrics
+    assert run.data.tags["dvc.exp_name"] and len(run.data.tags["git.commit"]) == 40
+    run_file = json.loads((smoke_repo / "data/train/mlflow_run.json").read_text())
+    assert run_file["run_id"] == run.info.run_id
+    from mlflow import MlflowClient
+
+    artifacts = {a.path for d in ("train", "evaluate") for a in MlflowClient(f"sqlite:///{smoke_repo / 'mlflow.db'}").list_artifacts(run.info.run_id, d)}
+    assert {"train/params.yaml", "train/learning_curves.png", "train/src.model", "evaluate/hyps.txt"} <= artifacts
+
+
+def test_second_experiment_in_a_temp_workspace_shows_up(smoke_repo, data_overrides):
+    """`--temp` runs in a copy under .dvc/tmp (as queued runs do); it must log into the same mlflow.db."""
+    dvc("exp", "run", "--temp", "-S", "experiment=smoke", *data_overrides, "-S", "decode.beam_size=1", cwd=smoke_repo)
+    shown = json.loads(dvc("exp", "show", "--json", cwd=smoke_repo).stdout)
+    beams = []
+    for baseline in shown:
+        for exp in baseline.get("experiments") or []:
+            for rev in exp["revs"]:
+                params = rev["data"]["params"]["params.yaml"]["data"]
+                beams.append(params["decode"]["beam_size"])
+    assert sorted(beams) == [1, 2], beams
+    runs = mlflow_runs(f"sqlite:///{smoke_repo / 'mlflow.db'}")
+    assert len(runs) == 2
+    assert runs[1].data.params["decode.beam_size"] == "1" and "test_bleu" in runs[1].data.metrics
+    assert not list((smoke_repo / ".dvc/tmp").rglob("mlflow.db")), "a temp workspace kept its own store"
+
+
+def test_translate_cli_uses_the_trained_model(smoke_repo):
+    out = sh([sys.executable, "-m", "seq2seq.translate", "--beam", "2", "ein Satz .", "noch ein Satz ."], cwd=smoke_repo)
+    lines = out.stdout.splitlines()
+    assert len(lines) == 2 and all("▁" not in line for line in lines)
+    proc = subprocess.run([sys.executable, "-m", "seq2seq.translate", "--beam", "1"], cwd=smoke_repo, env=run_env(),
+                          input="ein Satz .\n", capture_output=True, text=True, check=True)
+    assert len(proc.stdout.splitlines()) == 1
+
+
+def test_dvc_push_pull_round_trip(smoke_repo, tmp_path):
+    remote = tmp_path / "remote"
+    dvc("remote", "add", "--local", "-f", "-d", "testremote", str(remote), cwd=smoke_repo)
+    dvc("push", cwd=smoke_repo)
+    ckpt = smoke_repo / "data/train/checkpoints/best.ckpt"
+    before = ckpt.read_bytes()
+    sh(["rm", "-rf", ".dvc/cache", "data/train/checkpoints", "data/prepared", "data/tokenizer"], cwd=smoke_repo)
+    dvc("pull", cwd=smoke_repo)
+    assert ckpt.read_bytes() == before
+    assert (smoke_repo / "data/tokenizer/src.model").exists()
+    status = dvc("status", cwd=smoke_repo).stdout
+    assert "changed" not in status, status
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_mlflow_over_http(smoke_repo, tmp_path):
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}", "--artifacts-destination", str(tmp_path / "artifacts"),
+         "--workers", "1"],
+        cwd=tmp_path, env=run_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        import requests
+
+        deadline = time.time() + 120
+        while True:
+            try:
+                if requests.get(f"{uri}/health", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert server.poll() is None, "mlflow server exited"
+            assert time.time() < deadline, "mlflow server did not start"
+            time.sleep(1)
+        dvc("repro", "--force", "--downstream", "train", cwd=smoke_repo, env=run_env(MLFLOW_TRACKING_URI=uri))
+        runs = mlflow_runs(uri)
+        assert len(runs) == 1
+        test = json.loads((smoke_repo / "data/metrics/test.json").read_text())
+        assert runs[0].data.metrics["test_bleu"] == pytest.approx(test["bleu"])
+        assert runs[0].data.params["trainer.lightning.max_epochs"] == "1"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
