@@ -28,7 +28,7 @@ def test_defaults_are_iwslt14_de_en():
 
 def test_experiment_overlay_wins_over_group_defaults():
     cfg = compose(["experiment=smoke"])
-    assert cfg.model.hidden_size == 32 and cfg.trainer.lightning.max_epochs == 1
+    assert cfg.model.hidden_size == 128 and cfg.trainer.lightning.max_epochs == 2
     # and a command-line override still wins over the overlay
     assert compose(["experiment=smoke", "model.hidden_size=48"]).model.hidden_size == 48
 

@@ -56,13 +56,32 @@ def test_exp_run_reports_metrics_to_dvc(smoke_repo):
     assert "chrf" in test and "ter" in test
     prepare = metrics["data/metrics/prepare.json"]
     assert prepare["test"] > 0 and prepare["train"] > prepare["valid"] > 0
-    assert metrics["data/metrics/train.json"]["epochs"] == 1
+    assert metrics["data/metrics/train.json"]["epochs"] == 2
     hyps = (smoke_repo / "data/evaluate/hyps.txt").read_text(encoding="utf-8").splitlines()
     assert len(hyps) == prepare["test"]
     assert (smoke_repo / "data/train/checkpoints/best.ckpt").exists()
     assert (smoke_repo / "data/train/checkpoints/last.ckpt").exists()
     history = (smoke_repo / "data/train/history.csv").read_text().splitlines()
-    assert history[0].startswith("epoch,") and len(history) == 2
+    assert history[0].startswith("epoch,") and len(history) == 3
+
+
+def test_bleu_is_scored_on_detokenized_hypotheses_against_raw_references(smoke_repo):
+    import sacrebleu
+
+    hyps = (smoke_repo / "data/evaluate/hyps.txt").read_text(encoding="utf-8").splitlines()
+    refs = (smoke_repo / "data/prepared/test.en").read_text(encoding="utf-8").splitlines()
+    assert not any("▁" in h for h in hyps), "hypotheses still hold SentencePiece pieces"
+    test = json.loads((smoke_repo / "data/metrics/test.json").read_text())
+    assert test["bleu"] == pytest.approx(round(sacrebleu.corpus_bleu(hyps, [refs]).score, 4))
+    assert test["chrf"] == pytest.approx(round(sacrebleu.corpus_chrf(hyps, [refs]).score, 4))
+
+
+def test_learning_curves_are_dvc_plots(smoke_repo):
+    plots = json.loads(dvc("plots", "show", "--json", cwd=smoke_repo).stdout)
+    assert not plots.get("errors"), plots.get("errors")
+    bleu = plots["data"]["Validation BLEU"][0]["content"]["data"]["values"]
+    assert [row["epoch"] for row in bleu] == ["1", "2"]
+    assert set(plots["data"]) == {"Learning curves (loss)", "Validation BLEU"}
 
 
 def test_mlflow_sqlite_holds_the_run(smoke_repo):
@@ -72,7 +91,7 @@ def test_mlflow_sqlite_holds_the_run(smoke_repo):
     test = json.loads((smoke_repo / "data/metrics/test.json").read_text())
     assert run.data.metrics["test_bleu"] == pytest.approx(test["bleu"])
     assert run.data.tags["test_bleu_signature"] == test["bleu_signature"]
-    assert run.data.params["model.hidden_size"] == "32"  # the smoke overlay, resolved
+    assert run.data.params["model.hidden_size"] == "128"  # the smoke overlay, resolved
     assert run.data.params["data.archive"].endswith(".tgz")
     assert "valid_bleu" in run.data.metrics and "train_loss_epoch" in run.data.metrics
     assert run.data.tags["dvc.exp_name"] and len(run.data.tags["git.commit"]) == 40
@@ -157,7 +176,7 @@ def test_mlflow_over_http(smoke_repo, tmp_path):
         assert len(runs) == 1
         test = json.loads((smoke_repo / "data/metrics/test.json").read_text())
         assert runs[0].data.metrics["test_bleu"] == pytest.approx(test["bleu"])
-        assert runs[0].data.params["trainer.lightning.max_epochs"] == "1"
+        assert runs[0].data.params["trainer.lightning.max_epochs"] == "2"
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -16,6 +16,12 @@ from seq2seq.errors import ConfigError
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
+def repo_root() -> Path:
+    """The repository the pipeline belongs to. DVC sets $DVC_ROOT for its stages; for
+    `dvc exp run --temp/--queue` it names the real repository, not the temporary copy."""
+    return Path(os.environ.get("DVC_ROOT") or os.getcwd()).resolve()
+
+
 def compose(overrides: list[str] | None = None, conf_dir: str | os.PathLike | None = None) -> DictConfig:
     """Compose conf/ with Hydra exactly as DVC does for `dvc exp run -S` (used by tests and tools)."""
     from hydra import compose as hydra_compose

@@ -20,7 +20,6 @@ import argparse
 import hashlib
 import logging
 import os
-import sys
 import tarfile
 import time
 import zlib
@@ -31,10 +30,11 @@ from urllib.request import url2pathname
 import requests
 from tqdm import tqdm
 
-from seq2seq.config import load_params
-from seq2seq.errors import ConfigError, DataError, DownloadError, Seq2SeqError
+from seq2seq.config import load_params, repo_root
+from seq2seq.errors import ConfigError, DataError, DownloadError
 from seq2seq.io import atomic_path, read_lines, write_lines
 from seq2seq.iwslt import read_pair
+from seq2seq.stage import run_stage
 
 log = logging.getLogger("seq2seq.download")  # not __name__: that is __main__ under -m
 
@@ -306,14 +306,12 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m seq2seq.download", description="Stage 1: fetch the raw corpus.")
     p.add_argument("--params", default="params.yaml", help="resolved parameters (default: params.yaml)")
     p.add_argument("--out", default="data/raw", help="output folder (default: data/raw)")
-    p.add_argument("--cache-dir", default=DEFAULT_CACHE, help=f"downloads and partials (default: {DEFAULT_CACHE})")
+    p.add_argument("--cache-dir", default=None,
+                   help=f"downloads and partials (default: <repo root>/{DEFAULT_CACHE}, shared by DVC's temporary workspaces)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s %(levelname)s: %(message)s")
-    try:
-        run(load_params(args.params), args.out, args.cache_dir)
-    except Seq2SeqError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
+    cache_dir = args.cache_dir or repo_root() / DEFAULT_CACHE
+    run_stage(lambda: run(load_params(args.params), args.out, cache_dir))
 
 
 if __name__ == "__main__":

@@ -31,9 +31,10 @@ import sys
 from pathlib import Path
 
 from seq2seq.config import load_params
-from seq2seq.errors import ConfigError, DataError, Seq2SeqError
+from seq2seq.errors import ConfigError, DataError
 from seq2seq.io import atomic_path, read_lines, write_json, write_lines
 from seq2seq.iwslt import read_pair, read_train_tags, read_xml_segments
+from seq2seq.stage import run_stage
 
 
 Pair = tuple[str, str]
@@ -152,7 +153,6 @@ def run(cfg, raw: str | os.PathLike, out: str | os.PathLike, stats_path: str | o
     return stats
 
 
-
 def _pairs(src: list[str], tgt: list[str]) -> list[Pair]:
     """Zip two aligned sides, turning stray line-break characters into spaces."""
     return [(_BREAKS.sub(" ", s), _BREAKS.sub(" ", t)) for s, t in zip(src, tgt)]
@@ -166,11 +166,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--stats", default="data/metrics/prepare.json", help="counts as JSON")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s %(levelname)s: %(message)s")
-    try:
-        run(load_params(args.params), args.raw, args.out, args.stats)
-    except Seq2SeqError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
+    run_stage(lambda: run(load_params(args.params), args.raw, args.out, args.stats))
 
 
 if __name__ == "__main__":

@@ -16,11 +16,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from seq2seq.config import repo_root
 from seq2seq.errors import Seq2SeqError
-
-
-def repo_root() -> Path:
-    return Path(os.environ.get("DVC_ROOT") or os.getcwd()).resolve()
 
 
 def tracking_uri(cfg) -> str:
