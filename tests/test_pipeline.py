@@ -103,21 +103,28 @@ def test_mlflow_sqlite_holds_the_run(smoke_repo):
     assert {"train/params.yaml", "train/learning_curves.png", "train/src.model", "evaluate/hyps.txt"} <= artifacts
 
 
-def test_second_experiment_in_a_temp_workspace_shows_up(smoke_repo, data_overrides):
-    """`--temp` runs in a copy under .dvc/tmp (as queued runs do); it must log into the same mlflow.db."""
-    dvc("exp", "run", "--temp", "-S", "experiment=smoke", *data_overrides, "-S", "decode.beam_size=1", cwd=smoke_repo)
+def test_queued_experiment_shows_up_and_logs_to_the_same_store(smoke_repo, data_overrides):
+    """`dvc exp run --queue` + `dvc queue start` run in a temporary copy under .dvc/tmp; the run
+    must land in the repository's own mlflow.db, not in a store that vanishes with the copy."""
+    dvc("exp", "run", "--queue", "-S", "experiment=smoke", *data_overrides, "-S", "decode.beam_size=1", cwd=smoke_repo)
+    dvc("queue", "start", cwd=smoke_repo)
+    deadline = time.time() + 600
+    while "Success" not in (status := dvc("queue", "status", cwd=smoke_repo).stdout):
+        failed = [line.split()[0] for line in status.splitlines() if "Failed" in line]
+        assert not failed, dvc("queue", "logs", failed[0], cwd=smoke_repo, check=False).stdout
+        assert time.time() < deadline, status
+        time.sleep(3)
     shown = json.loads(dvc("exp", "show", "--json", cwd=smoke_repo).stdout)
     beams = []
     for baseline in shown:
         for exp in baseline.get("experiments") or []:
             for rev in exp["revs"]:
-                params = rev["data"]["params"]["params.yaml"]["data"]
-                beams.append(params["decode"]["beam_size"])
+                beams.append(rev["data"]["params"]["params.yaml"]["data"]["decode"]["beam_size"])
     assert sorted(beams) == [1, 2], beams
     runs = mlflow_runs(f"sqlite:///{smoke_repo / 'mlflow.db'}")
     assert len(runs) == 2
     assert runs[1].data.params["decode.beam_size"] == "1" and "test_bleu" in runs[1].data.metrics
-    assert not list((smoke_repo / ".dvc/tmp").rglob("mlflow.db")), "a temp workspace kept its own store"
+    assert not list((smoke_repo / ".dvc/tmp").rglob("mlflow.db")), "a temporary workspace kept its own store"
 
 
 def test_translate_cli_uses_the_trained_model(smoke_repo):
