@@ -81,16 +81,6 @@ class TokenizerSchema:
 
 
 @dataclass
-class ModelSchema:
-    _target_: str = "seq2seq.models.Seq2Seq"
-    emb_size: int = 256
-    hidden_size: int = 256
-    enc_layers: int = 1
-    dec_layers: int = 1
-    dropout: float = 0.3
-
-
-@dataclass
 class LightningSchema:
     max_epochs: int = 30
     max_time: Optional[str] = None
@@ -142,7 +132,8 @@ class MlflowSchema:
 class Schema:
     data: DataSchema = field(default_factory=DataSchema)
     tokenizer: TokenizerSchema = field(default_factory=TokenizerSchema)
-    model: ModelSchema = field(default_factory=ModelSchema)
+    # Each model has its own keys: they are checked against its constructor (check_model).
+    model: dict[str, Any] = field(default_factory=dict)
     trainer: TrainerSchema = field(default_factory=TrainerSchema)
     decode: DecodeSchema = field(default_factory=DecodeSchema)
     seed: int = 1234
@@ -155,11 +146,10 @@ _CHOICES = {
 }
 _POSITIVE = (
     "data.valid_every", "data.filter.max_len", "data.filter.max_ratio", "tokenizer.vocab_size",
-    "model.emb_size", "model.hidden_size", "model.enc_layers", "model.dec_layers",
     "trainer.batch_tokens", "trainer.max_len", "trainer.lr", "trainer.lightning.max_epochs",
     "decode.beam_size", "decode.batch_size",
 )
-_UNIT_INTERVAL = ("model.dropout", "trainer.label_smoothing", "trainer.lr_factor")
+_UNIT_INTERVAL = ("trainer.label_smoothing", "trainer.lr_factor")
 
 
 def validate(cfg: DictConfig, source: str = "params.yaml") -> None:
@@ -187,6 +177,50 @@ def validate(cfg: DictConfig, source: str = "params.yaml") -> None:
             raise ConfigError(f"{source}: {key}={value!r} must be in [0, 1)")
     if cfg.data.source == "parallel" and not cfg.data.path:
         raise ConfigError(f"{source}: data=parallel needs data.path (a folder with train/valid/test.<lang>)")
+    check_model(cfg.model, source)
+
+
+def check_model(model_cfg, source: str = "params.yaml") -> None:
+    """Build the configured model on a toy vocabulary: unknown keys and bad values fail here,
+    before any stage works, with the key named."""
+    import inspect
+
+    from hydra.utils import get_class, instantiate
+
+    target = model_cfg.get("_target_")
+    try:
+        cls = get_class(target)
+    except Exception:  # noqa: BLE001 - hydra raises several types for a bad path
+        raise ConfigError(f"{source}: model._target_={target!r} is not an importable class") from None
+    accepted = inspect.signature(cls).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
+        unknown = sorted(k for k in model_cfg if k != "_target_" and k not in accepted)
+        if unknown:
+            raise ConfigError(f"{source}: unknown parameter model.{unknown[0]} for {target} "
+                              f"(accepted: {', '.join(k for k in accepted if k not in _MODEL_RUNTIME_ARGS)})")
+    for name, param in accepted.items():
+        if name not in model_cfg or param.default is inspect.Parameter.empty:
+            continue
+        value, default = model_cfg[name], param.default
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise ConfigError(f"{source}: model.{name}={value!r} must be true or false")
+        if isinstance(default, int) and not isinstance(default, bool) and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
+            raise ConfigError(f"{source}: model.{name}={value!r} must be a positive integer")
+        if isinstance(default, float) and not (isinstance(value, (int, float)) and not isinstance(value, bool)):
+            raise ConfigError(f"{source}: model.{name}={value!r} must be a number")
+        if "dropout" in name and not 0 <= value < 1:
+            raise ConfigError(f"{source}: model.{name}={value!r} must be in [0, 1)")
+        if isinstance(default, str) and not isinstance(value, str):
+            raise ConfigError(f"{source}: model.{name}={value!r} must be a string")
+    try:
+        instantiate(model_cfg, src_vocab_size=8, tgt_vocab_size=8, pad_id=0, bos_id=2, eos_id=3)
+    except Exception as e:  # noqa: BLE001 - the constructor's own checks, whatever they raise
+        cause = e.__cause__ or e
+        raise ConfigError(f"{source}: bad model parameters for {target}: {cause}") from None
+
+
+# Filled in at build time from the tokenizer, never in conf/.
+_MODEL_RUNTIME_ARGS = ("src_vocab_size", "tgt_vocab_size", "pad_id", "bos_id", "eos_id")
 
 
 def main(argv: list[str] | None = None) -> None:
