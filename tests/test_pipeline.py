@@ -81,7 +81,11 @@ def test_learning_curves_are_dvc_plots(smoke_repo):
     assert not plots.get("errors"), plots.get("errors")
     bleu = plots["data"]["Validation BLEU"][0]["content"]["data"]["values"]
     assert [row["epoch"] for row in bleu] == ["1", "2"]
-    assert set(plots["data"]) == {"Learning curves (loss)", "Validation BLEU"}
+    images = {name for name in plots["data"] if name.endswith(".png")}
+    assert set(plots["data"]) - images == {"Learning curves (loss)", "Validation BLEU"}
+    assert images == {f"data/train/attention/sentence_{i}.png" for i in range(3)}, images
+    png = (smoke_repo / "data/train/attention/sentence_0.png").read_bytes()
+    assert png.startswith(b"\x89PNG")
 
 
 def test_mlflow_sqlite_holds_the_run(smoke_repo):
@@ -101,12 +105,15 @@ def test_mlflow_sqlite_holds_the_run(smoke_repo):
 
     artifacts = {a.path for d in ("train", "evaluate") for a in MlflowClient(f"sqlite:///{smoke_repo / 'mlflow.db'}").list_artifacts(run.info.run_id, d)}
     assert {"train/params.yaml", "train/learning_curves.png", "train/src.model", "evaluate/hyps.txt"} <= artifacts
+    maps = MlflowClient(f"sqlite:///{smoke_repo / 'mlflow.db'}").list_artifacts(run.info.run_id, "attention/epoch_002")
+    assert {a.path for a in maps} == {f"attention/epoch_002/sentence_{i}.png" for i in range(3)}
 
 
 def test_queued_experiment_shows_up_and_logs_to_the_same_store(smoke_repo, data_overrides):
     """`dvc exp run --queue` + `dvc queue start` run in a temporary copy under .dvc/tmp; the run
     must land in the repository's own mlflow.db, not in a store that vanishes with the copy."""
-    dvc("exp", "run", "--queue", "-S", "experiment=smoke", *data_overrides, "-S", "decode.beam_size=1", cwd=smoke_repo)
+    dvc("exp", "run", "--queue", "-S", "experiment=smoke", *data_overrides, "-S", "decode.beam_size=1",
+        "-S", "trainer.average_last=2", "-S", "decode.checkpoint=averaged", cwd=smoke_repo)
     dvc("queue", "start", cwd=smoke_repo)
     deadline = time.time() + 600
     while "Success" not in (status := dvc("queue", "status", cwd=smoke_repo).stdout):
@@ -124,6 +131,7 @@ def test_queued_experiment_shows_up_and_logs_to_the_same_store(smoke_repo, data_
     runs = mlflow_runs(f"sqlite:///{smoke_repo / 'mlflow.db'}")
     assert len(runs) == 2
     assert runs[1].data.params["decode.beam_size"] == "1" and "test_bleu" in runs[1].data.metrics
+    assert runs[1].data.tags["test_checkpoint"] == "averaged"
     assert not list((smoke_repo / ".dvc/tmp").rglob("mlflow.db")), "a temporary workspace kept its own store"
 
 
@@ -134,6 +142,9 @@ def test_translate_cli_uses_the_trained_model(smoke_repo):
     proc = subprocess.run([sys.executable, "-m", "seq2seq.translate", "--beam", "1"], cwd=smoke_repo, env=run_env(),
                           input="ein Satz .\n", capture_output=True, text=True, check=True)
     assert len(proc.stdout.splitlines()) == 1
+    nbest = sh([sys.executable, "-m", "seq2seq.translate", "--beam", "3", "--n-best", "3", "ein Satz ."], cwd=smoke_repo)
+    scores = [float(line.split("\t")[0]) for line in nbest.stdout.splitlines()]
+    assert len(scores) == 3 and scores == sorted(scores, reverse=True)
 
 
 def test_dvc_push_pull_round_trip(smoke_repo, tmp_path):

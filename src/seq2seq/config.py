@@ -104,17 +104,22 @@ class TrainerSchema:
     max_len: int = 256
     num_workers: int = 0
     lr: float = 1e-3
+    adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     weight_decay: float = 0.0
     label_smoothing: float = 0.1
+    scheduler: str = "plateau"
     lr_factor: float = 0.5
     lr_patience: int = 1
     min_lr: float = 1e-5
+    warmup_steps: int = 4000
+    average_last: int = 0
     early_stopping_patience: int = 5
     val_max_sentences: Optional[int] = 1000
 
 
 @dataclass
 class DecodeSchema:
+    checkpoint: str = "best"
     beam_size: int = 5
     length_penalty: float = 1.0
     max_len_a: float = 1.5
@@ -143,10 +148,12 @@ class Schema:
 _CHOICES = {
     "data.source": ("iwslt14", "parallel"),
     "tokenizer.model_type": ("unigram", "bpe", "char", "word"),
+    "trainer.scheduler": ("plateau", "inverse_sqrt"),
+    "decode.checkpoint": ("best", "last", "averaged"),
 }
 _POSITIVE = (
     "data.valid_every", "data.filter.max_len", "data.filter.max_ratio", "tokenizer.vocab_size",
-    "trainer.batch_tokens", "trainer.max_len", "trainer.lr", "trainer.lightning.max_epochs",
+    "trainer.batch_tokens", "trainer.max_len", "trainer.lr", "trainer.lightning.max_epochs", "trainer.warmup_steps",
     "decode.beam_size", "decode.batch_size",
 )
 _UNIT_INTERVAL = ("trainer.label_smoothing", "trainer.lr_factor")
@@ -177,6 +184,8 @@ def validate(cfg: DictConfig, source: str = "params.yaml") -> None:
             raise ConfigError(f"{source}: {key}={value!r} must be in [0, 1)")
     if cfg.data.source == "parallel" and not cfg.data.path:
         raise ConfigError(f"{source}: data=parallel needs data.path (a folder with train/valid/test.<lang>)")
+    if cfg.decode.checkpoint == "averaged" and cfg.trainer.average_last <= 0:
+        raise ConfigError(f"{source}: decode.checkpoint=averaged needs trainer.average_last > 0")
     check_model(cfg.model, source)
 
 

@@ -1,8 +1,10 @@
 """Stage 5: beam-search the test set with the best checkpoint and score it with sacreBLEU.
 
     python -m seq2seq.evaluate --params params.yaml --data data/prepared --tokenizer data/tokenizer \
-        --checkpoint data/train/checkpoints/best.ckpt --run data/train/mlflow_run.json \
+        --checkpoints data/train/checkpoints --run data/train/mlflow_run.json \
         --out data/evaluate --metrics data/metrics/test.json
+
+`decode.checkpoint` picks the checkpoint: best (by valid BLEU), last, or averaged.
 
 Hypotheses are detokenized with SentencePiece and scored against the raw references: BLEU,
 chrF and TER, each with its sacreBLEU signature. Scores, signatures and the hypotheses file are
@@ -31,14 +33,16 @@ from seq2seq.train import load_model
 
 
 @torch.no_grad()
-def translate(model, sp_src, sp_tgt, sentences: list[str], beam_size: int = 5, length_penalty: float = 1.0,
-              max_len_a: float = 1.5, max_len_b: int = 10, batch_size: int = 64, progress: bool = False) -> list[str]:
-    """Detokenized translations of `sentences`, in order; batches hold sentences of similar length."""
+def translate_nbest(model, sp_src, sp_tgt, sentences: list[str], beam_size: int = 5, length_penalty: float = 1.0,
+                    max_len_a: float = 1.5, max_len_b: int = 10, batch_size: int = 64, n_best: int = 1,
+                    progress: bool = False) -> list[list[tuple[str, float]]]:
+    """Per sentence, the `n_best` detokenized hypotheses with their scores, best first (greedy
+    when beam_size is 1: score nan). Batches hold sentences of similar length; output is in order."""
     model.eval()
     device = next(model.parameters()).device
     ids = [s + [EOS_ID] for s in sp_src.encode(sentences, out_type=int)]
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-    out: list[str] = [""] * len(ids)
+    out: list[list[tuple[str, float]]] = [[] for _ in ids]
     for start in tqdm(range(0, len(order), batch_size), desc="decode", unit="batch", disable=not progress):
         chunk = order[start : start + batch_size]
         lens = torch.tensor([len(ids[i]) for i in chunk])  # [B]
@@ -47,13 +51,20 @@ def translate(model, sp_src, sp_tgt, sentences: list[str], beam_size: int = 5, l
             src[row, : len(ids[i])] = torch.tensor(ids[i])
         src, lens = src.to(device), lens.to(device)
         if beam_size == 1:
-            hyps = greedy_search(model, src, lens, max_len_a, max_len_b)
+            nbest = [[(h, float("nan"))] for h in greedy_search(model, src, lens, max_len_a, max_len_b)]
         else:
-            nbest = beam_search(model, src, lens, beam_size, length_penalty, max_len_a, max_len_b)
-            hyps = [n[0][0] for n in nbest]
-        for i, h in zip(chunk, hyps):
-            out[i] = sp_tgt.decode(h)
+            nbest = beam_search(model, src, lens, beam_size, length_penalty, max_len_a, max_len_b, n_best=n_best)
+        for i, hyps in zip(chunk, nbest):
+            out[i] = [(sp_tgt.decode(h), score) for h, score in hyps]
     return out
+
+
+def translate(model, sp_src, sp_tgt, sentences: list[str], beam_size: int = 5, length_penalty: float = 1.0,
+              max_len_a: float = 1.5, max_len_b: int = 10, batch_size: int = 64, progress: bool = False) -> list[str]:
+    """The best detokenized translation of each of `sentences`, in order."""
+    nbest = translate_nbest(model, sp_src, sp_tgt, sentences, beam_size, length_penalty, max_len_a, max_len_b,
+                            batch_size, progress=progress)
+    return [hyps[0][0] for hyps in nbest]
 
 
 def score(hyps: list[str], refs: list[str]) -> dict:
@@ -65,7 +76,8 @@ def score(hyps: list[str], refs: list[str]) -> dict:
     return result
 
 
-def run(cfg, data: Path, tokenizer: Path, checkpoint: Path, run_file: Path, out: Path, metrics: Path) -> None:
+def run(cfg, data: Path, tokenizer: Path, checkpoints: Path, run_file: Path, out: Path, metrics: Path) -> None:
+    checkpoint = checkpoints / f"{cfg.decode.checkpoint}.ckpt"
     if not checkpoint.exists():
         raise DataError(f"{checkpoint}: checkpoint not found (run the train stage)")
     model, _ = load_model(checkpoint)
@@ -91,6 +103,7 @@ def run(cfg, data: Path, tokenizer: Path, checkpoint: Path, run_file: Path, out:
         mlc.log_metric(run_id, f"test_{name}", scores[name])
         mlc.set_tag(run_id, f"test_{name}_signature", scores[f"{name}_signature"])
     mlc.log_param(run_id, "test.sentences", len(hyps))
+    mlc.set_tag(run_id, "test_checkpoint", cfg.decode.checkpoint)
     for path in (out / "hyps.txt", metrics):
         mlc.log_artifact(run_id, str(path), artifact_path="evaluate")
 
@@ -100,12 +113,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--data", type=Path, default=Path("data/prepared"))
     parser.add_argument("--tokenizer", type=Path, default=Path("data/tokenizer"))
-    parser.add_argument("--checkpoint", type=Path, default=Path("data/train/checkpoints/best.ckpt"))
+    parser.add_argument("--checkpoints", type=Path, default=Path("data/train/checkpoints"))
     parser.add_argument("--run", type=Path, default=Path("data/train/mlflow_run.json"))
     parser.add_argument("--out", type=Path, default=Path("data/evaluate"))
     parser.add_argument("--metrics", type=Path, default=Path("data/metrics/test.json"))
     args = parser.parse_args(argv)
-    run_stage(lambda: run(load_params(args.params), args.data, args.tokenizer, args.checkpoint, args.run, args.out, args.metrics))
+    run_stage(lambda: run(load_params(args.params), args.data, args.tokenizer, args.checkpoints, args.run, args.out, args.metrics))
 
 
 if __name__ == "__main__":

@@ -36,12 +36,16 @@ class TranslationModule(L.LightningModule):
 
     def __init__(self, model: nn.Module, detokenize: Callable[[list[int]], str], valid_refs: list[str],
                  lr: float = 1e-3, weight_decay: float = 0.0, label_smoothing: float = 0.1,
-                 lr_factor: float = 0.5, lr_patience: int = 1, min_lr: float = 1e-5,
+                 adam_betas: tuple[float, float] = (0.9, 0.999), scheduler: str = "plateau",
+                 lr_factor: float = 0.5, lr_patience: int = 1, min_lr: float = 1e-5, warmup_steps: int = 4000,
                  val_max_sentences: int | None = None, max_len_a: float = 1.5, max_len_b: int = 10):
         super().__init__()
+        if scheduler not in ("plateau", "inverse_sqrt"):
+            raise ValueError(f"scheduler={scheduler!r} is not one of plateau, inverse_sqrt")
         self.model = model
         self.detokenize, self.valid_refs = detokenize, valid_refs
         self.lr, self.weight_decay, self.label_smoothing = lr, weight_decay, label_smoothing
+        self.adam_betas, self.scheduler, self.warmup_steps = tuple(adam_betas), scheduler, warmup_steps
         self.lr_factor, self.lr_patience, self.min_lr = lr_factor, lr_patience, min_lr
         self.val_max_sentences = val_max_sentences
         self.max_len_a, self.max_len_b = max_len_a, max_len_b
@@ -85,8 +89,14 @@ class TranslationModule(L.LightningModule):
             self.log("valid_ppl", math.exp(min(float(loss), 50.0)))
 
     def configure_optimizers(self):
-        optimizer = torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer = torch.optim.Adam(self.parameters(), lr=self.lr, betas=self.adam_betas, weight_decay=self.weight_decay)
+        if self.scheduler == "inverse_sqrt":  # linear warm-up, then lr * sqrt(warmup / step)
+            warmup = self.warmup_steps
+            scheduler = torch.optim.lr_scheduler.LambdaLR(
+                optimizer, lambda step: min((step + 1) / warmup, (warmup / (step + 1)) ** 0.5)
+            )
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(  # halve the lr when valid BLEU stalls
             optimizer, mode="max", factor=self.lr_factor, patience=self.lr_patience, min_lr=self.min_lr
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "valid_bleu", "strict": False}}

@@ -3,17 +3,18 @@
     python -m seq2seq.train --params params.yaml --data data/prepared --tokenizer data/tokenizer \
         --out data/train --metrics data/metrics/train.json
 
-Writes `<out>/checkpoints/{best,last}.ckpt` (best by valid BLEU), `<out>/history.csv` (one row
-an epoch: the DVC plots), `<out>/mlflow_run.json` (the run the evaluate stage logs into) and
-the metrics JSON. Every output appears only once training finished.
+Writes `<out>/checkpoints/{best,last}.ckpt` (best by valid BLEU; with `trainer.average_last=N`
+also `averaged.ckpt`, the mean of the last N epochs' weights), `<out>/history.csv` (one row an
+epoch: DVC plots), `<out>/attention/*.png` (attention heatmaps: DVC image plots),
+`<out>/mlflow_run.json` (the run the evaluate stage logs into) and the metrics JSON.
+Every output appears only once training finished.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -21,11 +22,12 @@ from pathlib import Path
 import lightning as L
 import torch
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import MLFlowLogger
 from omegaconf import OmegaConf
 
 from seq2seq import tracking
+from seq2seq.callbacks import AttentionMaps, History, KeepLastWeights, SaveModelConfig, Throughput
 from seq2seq.config import load_params
 from seq2seq.datamodule import TranslationDataModule
 from seq2seq.io import atomic_path, write_json, write_text
@@ -33,38 +35,7 @@ from seq2seq.module import TranslationModule
 from seq2seq.stage import run_stage
 from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
-HISTORY_COLUMNS = ["epoch", "step", "train_loss", "valid_loss", "valid_ppl", "valid_bleu", "lr"]
-
-
-class History(Callback):
-    """One row of curves an epoch (validation has run by on_train_epoch_end)."""
-
-    def __init__(self):
-        self.rows: list[dict] = []
-
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        m = trainer.callback_metrics
-        row = {"epoch": trainer.current_epoch + 1, "step": trainer.global_step, "lr": trainer.optimizers[0].param_groups[0]["lr"]}
-        for key, name in [("train_loss", "train_loss_epoch"), ("valid_loss", "valid_loss"), ("valid_ppl", "valid_ppl"), ("valid_bleu", "valid_bleu")]:
-            row[key] = round(float(m[name]), 6) if name in m else None
-        self.rows.append(row)
-
-    def csv(self) -> str:
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(self.rows)
-        return buf.getvalue()
-
-
-class SaveModelConfig(Callback):
-    """Put what rebuilding the model needs into every checkpoint (read back by `load_model`)."""
-
-    def __init__(self, meta: dict):
-        self.meta = meta
-
-    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
-        checkpoint["seq2seq"] = self.meta
+N_ATTENTION_MAPS = 3  # the first valid sentences, drawn after each validation
 
 
 def build_model(model_cfg: dict, src_vocab_size: int, tgt_vocab_size: int) -> torch.nn.Module:
@@ -109,7 +80,8 @@ def run(cfg, data: Path, tokenizer: Path, out: Path, metrics: Path) -> None:
     model = build_model(model_cfg, dm.src_vocab_size, dm.tgt_vocab_size)
     module = TranslationModule(
         model, dm.detokenize, dm.valid_refs, lr=t.lr, weight_decay=t.weight_decay,
-        label_smoothing=t.label_smoothing, lr_factor=t.lr_factor, lr_patience=t.lr_patience, min_lr=t.min_lr,
+        label_smoothing=t.label_smoothing, adam_betas=tuple(t.adam_betas), scheduler=t.scheduler,
+        lr_factor=t.lr_factor, lr_patience=t.lr_patience, min_lr=t.min_lr, warmup_steps=t.warmup_steps,
         val_max_sentences=t.val_max_sentences, max_len_a=cfg.decode.max_len_a, max_len_b=cfg.decode.max_len_b,
     )
     uri, run_id = tracking.start_run(cfg)
@@ -117,16 +89,20 @@ def run(cfg, data: Path, tokenizer: Path, out: Path, metrics: Path) -> None:
     logger = MLFlowLogger(tracking_uri=uri, run_id=run_id, experiment_name=cfg.mlflow.experiment_name)
     meta = {"model": model_cfg, "src_vocab_size": dm.src_vocab_size, "tgt_vocab_size": dm.tgt_vocab_size,
             "src": cfg.data.src, "tgt": cfg.data.tgt}
-    history = History()
+    history, throughput = History(), Throughput(PAD_ID)
+    keep = KeepLastWeights(t.average_last) if t.average_last > 0 else None
+    map_sources = [s for s in dm.dataset("valid").src[:N_ATTENTION_MAPS]]
     start = time.time()
-    with atomic_path(out / "checkpoints") as ckpt_dir:
+    with atomic_path(out / "checkpoints") as ckpt_dir, atomic_path(out / "attention") as maps_dir:
         checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="valid_bleu", mode="max",
                                      save_top_k=1, save_last=True, enable_version_counter=False)
+        callbacks = [checkpoint, history, throughput, SaveModelConfig(meta),
+                     EarlyStopping("valid_bleu", mode="max", patience=t.early_stopping_patience),
+                     AttentionMaps(map_sources, dm.sp_src, dm.sp_tgt, maps_dir, cfg.decode.max_len_a, cfg.decode.max_len_b)]
         trainer = L.Trainer(
             **OmegaConf.to_container(t.lightning, resolve=True),
             logger=logger,
-            callbacks=[checkpoint, history, SaveModelConfig(meta),
-                       EarlyStopping("valid_bleu", mode="max", patience=t.early_stopping_patience)],
+            callbacks=callbacks + ([keep] if keep else []),
             num_sanity_val_steps=0,
             use_distributed_sampler=False,
             default_root_dir=ckpt_dir.parent,
@@ -134,12 +110,22 @@ def run(cfg, data: Path, tokenizer: Path, out: Path, metrics: Path) -> None:
         trainer.fit(module, datamodule=dm)
         if not trainer.is_global_zero:
             return
+        if not (ckpt_dir / "last.ckpt").exists():  # stopped (max_time) before any checkpoint
+            trainer.save_checkpoint(ckpt_dir / "last.ckpt")
+        if not (ckpt_dir / "best.ckpt").exists():  # no validation ran: the last weights are the best known
+            shutil.copyfile(ckpt_dir / "last.ckpt", ckpt_dir / "best.ckpt")
+        if keep is not None and keep.weights:
+            torch.save({"state_dict": keep.average(), "seq2seq": {**meta, "averaged_epochs": len(keep.weights)}},
+                       ckpt_dir / "averaged.ckpt")
+        maps_dir.mkdir(exist_ok=True)
     summary = {
         "best_valid_bleu": round(float(checkpoint.best_model_score or 0.0), 4),
         "epochs": trainer.current_epoch,
         "steps": trainer.global_step,
         "parameters": sum(p.numel() for p in model.parameters()),
         "train_seconds": round(time.time() - start, 1),
+        "train_tgt_tokens": throughput.tokens,
+        "train_tgt_tokens_per_s": round(throughput.tokens_per_second, 1),
     }
     write_text(out / "history.csv", history.csv())
     write_json(metrics, summary)

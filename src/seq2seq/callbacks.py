@@ -1,0 +1,132 @@
+"""Lightning callbacks of the train stage: curves, throughput, weights averaging, attention maps."""
+
+from __future__ import annotations
+
+import collections
+import csv
+import io
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+
+HISTORY_COLUMNS = ["epoch", "step", "train_loss", "valid_loss", "valid_ppl", "valid_bleu", "lr"]
+
+
+class History(Callback):
+    """One row of curves an epoch (validation has run by on_train_epoch_end)."""
+
+    def __init__(self):
+        self.rows: list[dict] = []
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        m = trainer.callback_metrics
+        row = {"epoch": trainer.current_epoch + 1, "step": trainer.global_step,
+               "lr": trainer.optimizers[0].param_groups[0]["lr"]}
+        for key, name in [("train_loss", "train_loss_epoch"), ("valid_loss", "valid_loss"),
+                          ("valid_ppl", "valid_ppl"), ("valid_bleu", "valid_bleu")]:
+            row[key] = round(float(m[name]), 6) if name in m else None
+        self.rows.append(row)
+
+    def csv(self) -> str:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.rows)
+        return buf.getvalue()
+
+
+class Throughput(Callback):
+    """Target tokens (padding excluded) per second of training steps (validation not counted)."""
+
+    def __init__(self, pad_id: int):
+        self.pad_id, self.tokens, self.seconds, self._start = pad_id, 0, 0.0, 0.0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.seconds += time.perf_counter() - self._start
+        self.tokens += int(batch.tgt_out.ne(self.pad_id).sum())
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.seconds if self.seconds else 0.0
+
+
+class KeepLastWeights(Callback):
+    """Keeps CPU copies of the weights at the end of the last `n` epochs, for averaging."""
+
+    def __init__(self, n: int):
+        self.weights: collections.deque[dict[str, torch.Tensor]] = collections.deque(maxlen=n)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self.weights.append({k: v.detach().to("cpu", copy=True) for k, v in pl_module.state_dict().items()})
+
+    def average(self) -> dict[str, torch.Tensor]:
+        """Element-wise mean of the kept state dicts (integer buffers are taken from the last)."""
+        last = self.weights[-1]
+        return {k: torch.stack([w[k] for w in self.weights]).mean(0) if v.is_floating_point() else v
+                for k, v in last.items()}
+
+
+class SaveModelConfig(Callback):
+    """Put what rebuilding the model needs into every checkpoint (read back by `load_model`)."""
+
+    def __init__(self, meta: dict):
+        self.meta = meta
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        checkpoint["seq2seq"] = self.meta
+
+
+class AttentionMaps(Callback):
+    """After each validation, heatmaps of the attention for a few fixed valid sentences (greedy
+    output): PNGs in `out_dir` (DVC image plots, last epoch) and MLflow artifacts per epoch."""
+
+    def __init__(self, sentences: list[list[int]], sp_src, sp_tgt, out_dir: Path,
+                 max_len_a: float = 1.5, max_len_b: int = 10):
+        self.sentences, self.sp_src, self.sp_tgt, self.out_dir = sentences, sp_src, sp_tgt, Path(out_dir)
+        self.max_len_a, self.max_len_b = max_len_a, max_len_b
+
+    @torch.no_grad()
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        from seq2seq.search import greedy_search
+
+        model = pl_module.model
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        for i, ids in enumerate(self.sentences):
+            src = torch.tensor([ids], device=pl_module.device)  # [1, S]
+            lens = torch.tensor([len(ids)], device=pl_module.device)  # [1]
+            hyp = greedy_search(model, src, lens, self.max_len_a, self.max_len_b)[0]
+            tgt_in = torch.tensor([[model.bos_id] + hyp], device=pl_module.device)  # [1, T]
+            _, attention = model(src, lens, tgt_in, return_attention=True)  # [1, T, S]
+            path = self.out_dir / f"sentence_{i}.png"
+            plot_attention(attention[0].float().cpu(), [self.sp_src.id_to_piece(t) for t in ids],
+                           [self.sp_tgt.id_to_piece(t) for t in hyp] + ["</s>"], path,
+                           title=f"epoch {trainer.current_epoch + 1}")
+            logger = trainer.logger
+            if logger is not None and hasattr(logger, "run_id"):
+                logger.experiment.log_artifact(logger.run_id, str(path),
+                                               artifact_path=f"attention/epoch_{trainer.current_epoch + 1:03d}")
+
+
+def plot_attention(weights: torch.Tensor, src: list[str], tgt: list[str], path: Path, title: str = "") -> None:
+    """weights [T, S]: one row per target piece, one column per source piece."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(4, 0.35 * len(src) + 2), max(3, 0.3 * len(tgt) + 1.5)))
+    ax.imshow(weights.numpy(), cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+    ax.set_xticks(range(len(src)), src, rotation=90, fontsize=8)
+    ax.set_yticks(range(len(tgt)), tgt, fontsize=8)
+    ax.set_xlabel("source"), ax.set_ylabel("output"), ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)

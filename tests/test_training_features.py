@@ -1,0 +1,82 @@
+"""Schedules, weight averaging and throughput counting of the train stage."""
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from seq2seq.callbacks import KeepLastWeights
+from seq2seq.config import compose, validate
+from seq2seq.errors import ConfigError
+from seq2seq.module import TranslationModule
+
+
+class Tiny(torch.nn.Module):
+    pad_id, bos_id, eos_id = 0, 2, 3
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Linear(2, 2)
+
+
+def lrs(module: TranslationModule, steps: int) -> list[float]:
+    conf = module.configure_optimizers()
+    opt, sched = conf["optimizer"], conf["lr_scheduler"]["scheduler"]
+    out = []
+    for _ in range(steps):
+        out.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return out
+
+
+def test_inverse_sqrt_warms_up_linearly_then_decays():
+    module = TranslationModule(Tiny(), str, [], lr=1.0, scheduler="inverse_sqrt", warmup_steps=4)
+    assert module.configure_optimizers()["lr_scheduler"]["interval"] == "step"
+    got = lrs(module, 16)
+    assert got[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    assert got[15] == pytest.approx((4 / 16) ** 0.5)  # step 16: sqrt(warmup / step)
+    assert all(a > b for a, b in zip(got[4:], got[5:]))
+
+
+def test_plateau_monitors_valid_bleu_upwards():
+    conf = TranslationModule(Tiny(), str, [], lr=1.0, lr_factor=0.5, lr_patience=0).configure_optimizers()
+    sched = conf["lr_scheduler"]["scheduler"]
+    assert conf["lr_scheduler"]["monitor"] == "valid_bleu" and sched.mode == "max"
+    sched.step(10.0)
+    sched.step(12.0)  # improving: lr stays
+    assert conf["optimizer"].param_groups[0]["lr"] == 1.0
+    sched.step(11.0)  # worse: halved
+    assert conf["optimizer"].param_groups[0]["lr"] == 0.5
+
+
+def test_unknown_scheduler_is_rejected():
+    with pytest.raises(ValueError, match="scheduler"):
+        TranslationModule(Tiny(), str, [], scheduler="cosine")
+
+
+def test_averaging_keeps_the_last_n_epochs():
+    keep = KeepLastWeights(2)
+    module = torch.nn.Linear(1, 1)
+    for value in (1.0, 2.0, 4.0):  # three epochs, the first must be forgotten
+        with torch.no_grad():
+            module.weight.fill_(value)
+            module.bias.fill_(-value)
+        keep.on_train_epoch_end(None, module)
+    avg = keep.average()
+    assert avg["weight"].item() == 3.0 and avg["bias"].item() == -3.0
+    # copies, not references: changing the module afterwards changes nothing kept
+    with torch.no_grad():
+        module.weight.fill_(100.0)
+    assert keep.average()["weight"].item() == 3.0
+
+
+def test_averaged_checkpoint_needs_average_last():
+    with pytest.raises(ConfigError, match="average_last"):
+        validate(compose(["decode.checkpoint=averaged"]))
+    validate(compose(["decode.checkpoint=averaged", "trainer.average_last=3"]))
+
+
+def test_transformer_trainer_uses_warmup_schedule():
+    cfg = compose(["trainer=transformer"])
+    assert cfg.trainer.scheduler == "inverse_sqrt" and list(cfg.trainer.adam_betas) == [0.9, 0.98]
+    assert OmegaConf.select(cfg, "trainer.lightning.max_epochs") == 30  # the rest comes from default
