@@ -7,6 +7,7 @@ models. Encoded ids are cached on disk, keyed by the hash of the text and the mo
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +38,7 @@ def encode_file(sp: spm.SentencePieceProcessor, path: Path, cache_dir: Path | No
     ids = sp.encode(read_lines(path), out_type=int)
     if cached is not None:
         cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_suffix(".tmp")
+        tmp = cached.with_suffix(f".{os.getpid()}.tmp")  # DDP ranks may encode at the same time
         torch.save(ids, tmp)
         tmp.replace(cached)
     return ids

@@ -13,7 +13,9 @@ Every output appears only once training finished.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -53,6 +55,11 @@ def load_model(checkpoint: str | Path) -> tuple[torch.nn.Module, dict]:
     return model.eval(), meta
 
 
+def is_rank_zero() -> bool:
+    """True unless this process is a non-zero rank of a distributed run (Lightning, torchrun, SLURM)."""
+    return all(int(os.environ.get(k, 0)) == 0 for k in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"))
+
+
 def plot_history(rows: list[dict], path: Path) -> None:
     import matplotlib
 
@@ -84,8 +91,12 @@ def run(cfg, data: Path, tokenizer: Path, out: Path, metrics: Path) -> None:
         lr_factor=t.lr_factor, lr_patience=t.lr_patience, min_lr=t.min_lr, warmup_steps=t.warmup_steps,
         val_max_sentences=t.val_max_sentences, max_len_a=cfg.decode.max_len_a, max_len_b=cfg.decode.max_len_b,
     )
-    uri, run_id = tracking.start_run(cfg)
-    print(f"mlflow: run {run_id} in {tracking.redact(uri)}")
+    # Under DDP, Lightning re-runs this module in one process per extra device: only rank 0 creates
+    # the MLflow run and writes outputs (Lightning's logger already logs from rank 0 only).
+    rank_zero = is_rank_zero()
+    uri, run_id = tracking.start_run(cfg) if rank_zero else (tracking.tracking_uri(cfg), None)
+    if rank_zero:
+        print(f"mlflow: run {run_id} in {tracking.redact(uri)}")
     logger = MLFlowLogger(tracking_uri=uri, run_id=run_id, experiment_name=cfg.mlflow.experiment_name)
     meta = {"model": model_cfg, "src_vocab_size": dm.src_vocab_size, "tgt_vocab_size": dm.tgt_vocab_size,
             "src": cfg.data.src, "tgt": cfg.data.tgt}
@@ -93,7 +104,12 @@ def run(cfg, data: Path, tokenizer: Path, out: Path, metrics: Path) -> None:
     keep = KeepLastWeights(t.average_last) if t.average_last > 0 else None
     map_sources = [s for s in dm.dataset("valid").src[:N_ATTENTION_MAPS]]
     start = time.time()
-    with atomic_path(out / "checkpoints") as ckpt_dir, atomic_path(out / "attention") as maps_dir:
+    with contextlib.ExitStack() as stack:
+        if rank_zero:
+            ckpt_dir = stack.enter_context(atomic_path(out / "checkpoints"))
+            maps_dir = stack.enter_context(atomic_path(out / "attention"))
+        else:  # other ranks write nothing that lasts
+            ckpt_dir = maps_dir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="valid_bleu", mode="max",
                                      save_top_k=1, save_last=True, enable_version_counter=False)
         callbacks = [checkpoint, history, throughput, SaveModelConfig(meta),
@@ -108,7 +124,7 @@ def run(cfg, data: Path, tokenizer: Path, out: Path, metrics: Path) -> None:
             default_root_dir=ckpt_dir.parent,
         )
         trainer.fit(module, datamodule=dm)
-        if not trainer.is_global_zero:
+        if not rank_zero:
             return
         if not (ckpt_dir / "last.ckpt").exists():  # stopped (max_time) before any checkpoint
             trainer.save_checkpoint(ckpt_dir / "last.ckpt")
