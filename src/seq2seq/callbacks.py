@@ -30,6 +30,12 @@ class History(Callback):
             row[key] = round(float(m[name]), 6) if name in m else None
         self.rows.append(row)
 
+    def state_dict(self) -> dict:
+        return {"rows": self.rows}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rows = list(state["rows"])
+
     def csv(self) -> str:
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
@@ -51,6 +57,12 @@ class Throughput(Callback):
         self.seconds += time.perf_counter() - self._start
         self.tokens += int(batch.tgt_out.ne(self.pad_id).sum())
 
+    def state_dict(self) -> dict:
+        return {"tokens": self.tokens, "seconds": self.seconds}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.tokens, self.seconds = state["tokens"], state["seconds"]
+
     @property
     def tokens_per_second(self) -> float:
         return self.tokens / self.seconds if self.seconds else 0.0
@@ -65,11 +77,29 @@ class KeepLastWeights(Callback):
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         self.weights.append({k: v.detach().to("cpu", copy=True) for k, v in pl_module.state_dict().items()})
 
+    def state_dict(self) -> dict:
+        return {"weights": list(self.weights)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.weights.clear()
+        self.weights.extend(state["weights"])
+
     def average(self) -> dict[str, torch.Tensor]:
         """Element-wise mean of the kept state dicts (integer buffers are taken from the last)."""
         last = self.weights[-1]
         return {k: torch.stack([w[k] for w in self.weights]).mean(0) if v.is_floating_point() else v
                 for k, v in last.items()}
+
+
+class ReseedEachEpoch(Callback):
+    """Seeds torch from (seed, epoch) at every epoch start, so that dropout draws the same numbers
+    in an epoch whether the run went through or was resumed from a checkpoint."""
+
+    def __init__(self, seed: int):
+        self.seed = seed
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        torch.manual_seed(self.seed * 1000 + trainer.current_epoch)
 
 
 class SaveModelConfig(Callback):

@@ -98,14 +98,15 @@ def run(cfg, data: Path, tokenizer: Path, checkpoints: Path, run_file: Path, out
     print(json.dumps(scores, indent=1))
 
     run_id = json.loads(run_file.read_text())["run_id"]
-    mlc = tracking.client(tracking.tracking_uri(cfg))
-    for name in ("bleu", "chrf", "ter"):
-        mlc.log_metric(run_id, f"test_{name}", scores[name])
-        mlc.set_tag(run_id, f"test_{name}_signature", scores[f"{name}_signature"])
-    mlc.log_param(run_id, "test.sentences", len(hyps))
-    mlc.set_tag(run_id, "test_checkpoint", cfg.decode.checkpoint)
-    for path in (out / "hyps.txt", metrics):
-        mlc.log_artifact(run_id, str(path), artifact_path="evaluate")
+    with tracking.tolerant(f"test scores of run {run_id}"):
+        mlc = tracking.client(tracking.tracking_uri(cfg))
+        for name in ("bleu", "chrf", "ter"):
+            mlc.log_metric(run_id, f"test_{name}", scores[name])
+            mlc.set_tag(run_id, f"test_{name}_signature", scores[f"{name}_signature"])
+        mlc.log_param(run_id, "test.sentences", len(hyps))
+        mlc.set_tag(run_id, "test_checkpoint", cfg.decode.checkpoint)
+        for path in (out / "hyps.txt", metrics):
+            mlc.log_artifact(run_id, str(path), artifact_path="evaluate")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,16 +8,26 @@ queued experiments log into the same store as runs in the workspace.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import re
 import subprocess
 from pathlib import Path
 from typing import Any
 
+from lightning.pytorch.loggers import MLFlowLogger
 from omegaconf import OmegaConf
 
 from seq2seq.config import repo_root
 from seq2seq.errors import Seq2SeqError
+
+log = logging.getLogger("seq2seq.tracking")
+
+# MLflow's defaults retry an unreachable server for minutes per call; a training run should not
+# stall that long on a lost tracking server. Set these variables yourself to override.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
 
 
 def tracking_uri(cfg) -> str:
@@ -53,12 +63,67 @@ def client(uri: str):
     return MlflowClient(tracking_uri=uri)
 
 
+def check_reachable(uri: str) -> None:
+    """For an http(s) tracking URI, Seq2SeqError naming the (redacted) URI unless a server answers."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    import requests
+
+    try:
+        requests.get(uri.rstrip("/") + "/health", timeout=10)
+    except requests.RequestException as e:
+        raise Seq2SeqError(f"MLflow tracking server {redact(uri)} cannot be reached ({type(e).__name__}); "
+                           "start it, fix MLFLOW_TRACKING_URI / mlflow.tracking_uri, or unset it to use mlflow.db") from None
+
+
+@contextlib.contextmanager
+def tolerant(what: str):
+    """Turn a tracking failure into a warning: the pipeline's own outputs matter more than the log."""
+    try:
+        yield
+    except Exception as e:  # noqa: BLE001 - any tracking failure
+        log.warning("MLflow: %s not logged: %s", what, redact(str(e).splitlines()[0] if str(e) else type(e).__name__))
+
+
+class TolerantMLFlowLogger(MLFlowLogger):
+    """Lightning's MLflow logger that keeps training going when the tracking server goes away:
+    the first failure is a warning, later calls are skipped and counted, and a summary of what
+    was not logged is printed at the end."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.failed_calls = 0
+
+    def _guard(self, what: str, fn, *args, **kwargs) -> None:
+        if self.failed_calls:
+            self.failed_calls += 1
+            return
+        try:
+            fn(*args, **kwargs)
+        except Exception as e:  # noqa: BLE001 - any tracking failure
+            self.failed_calls = 1
+            log.warning("MLflow server %s failed while logging %s (%s); training goes on, later metrics are not logged",
+                        redact(self._tracking_uri or ""), what, redact(str(e).splitlines()[0] if str(e) else type(e).__name__))
+
+    def log_metrics(self, metrics, step=None) -> None:
+        self._guard(f"metrics at step {step}", super().log_metrics, metrics, step)
+
+    def log_hyperparams(self, params) -> None:
+        self._guard("hyperparameters", super().log_hyperparams, params)
+
+    def finalize(self, status: str = "success") -> None:
+        self._guard("the run's end", super().finalize, status)
+        if self.failed_calls:
+            log.warning("MLflow: %d logging calls were not delivered to %s", self.failed_calls, redact(self._tracking_uri or ""))
+
+
 def start_run(cfg) -> tuple[str, str]:
     """Create the run (and the experiment if needed); log params and tags. Returns (uri, run_id).
 
     Fails before any training, naming the (redacted) URI, when the store cannot be reached.
     """
     uri = tracking_uri(cfg)
+    check_reachable(uri)
     try:
         mlc = client(uri)
         exp = mlc.get_experiment_by_name(cfg.mlflow.experiment_name)

@@ -13,7 +13,7 @@ Every output appears only once training finished.
 from __future__ import annotations
 
 import argparse
-import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -25,11 +25,11 @@ import lightning as L
 import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-from lightning.pytorch.loggers import MLFlowLogger
 from omegaconf import OmegaConf
 
 from seq2seq import tracking
-from seq2seq.callbacks import AttentionMaps, History, KeepLastWeights, SaveModelConfig, Throughput
+from seq2seq.callbacks import (AttentionMaps, History, KeepLastWeights, ReseedEachEpoch, SaveModelConfig,
+                               Throughput)
 from seq2seq.config import load_params
 from seq2seq.datamodule import TranslationDataModule
 from seq2seq.io import atomic_path, write_json, write_text
@@ -78,7 +78,31 @@ def plot_history(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def run(cfg, data: Path, tokenizer: Path, out: Path, metrics: Path) -> None:
+def run_fingerprint(cfg, data: Path, tokenizer: Path) -> str:
+    """Hash of everything training depends on: a checkpoint resumes only a run with the same."""
+    h = hashlib.sha256()
+    keys = {k: OmegaConf.to_container(OmegaConf.select(cfg, k), resolve=True) if OmegaConf.is_config(OmegaConf.select(cfg, k))
+            else OmegaConf.select(cfg, k) for k in ("data.src", "data.tgt", "model", "trainer", "seed", "decode.max_len_a", "decode.max_len_b")}
+    h.update(json.dumps(keys, sort_keys=True).encode())
+    for path in sorted(data.glob("train.*")) + sorted(data.glob("valid.*")) + sorted(tokenizer.glob("*.model")):
+        h.update(path.name.encode())
+        h.update(hashlib.sha256(path.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def resumable(state_dir: Path, fingerprint: str) -> dict | None:
+    """The saved state if `state_dir` holds a checkpoint of a run with this fingerprint, else None."""
+    try:
+        state = json.loads((state_dir / "state.json").read_text())
+        ckpt = torch.load(state_dir / "last.ckpt", map_location="cpu", weights_only=True, mmap=True)
+    except (OSError, ValueError, RuntimeError, EOFError, KeyError):
+        return None
+    if state.get("fingerprint") != fingerprint:
+        return None
+    return {"run_id": state["run_id"], "epoch": ckpt.get("epoch", 0) + 1}
+
+
+def run(cfg, data: Path, tokenizer: Path, out: Path, metrics: Path, state_dir: Path = Path("data/.train_state")) -> None:
     L.seed_everything(cfg.seed, workers=True)
     t = cfg.trainer
     dm = TranslationDataModule(data, tokenizer, cfg.data.src, cfg.data.tgt, t.batch_tokens, t.max_len,
@@ -94,68 +118,89 @@ def run(cfg, data: Path, tokenizer: Path, out: Path, metrics: Path) -> None:
     # Under DDP, Lightning re-runs this module in one process per extra device: only rank 0 creates
     # the MLflow run and writes outputs (Lightning's logger already logs from rank 0 only).
     rank_zero = is_rank_zero()
-    uri, run_id = tracking.start_run(cfg) if rank_zero else (tracking.tracking_uri(cfg), None)
-    if rank_zero:
+    fingerprint = run_fingerprint(cfg, data, tokenizer)
+    resume = resumable(state_dir, fingerprint)
+    uri = tracking.tracking_uri(cfg)
+    if resume is not None:
+        run_id = resume["run_id"]
+        print(f"train: resuming from {state_dir / 'last.ckpt'} (epoch {resume['epoch']}), MLflow run {run_id}")
+        tracking.check_reachable(uri)
+    elif rank_zero:
+        shutil.rmtree(state_dir, ignore_errors=True)
+        uri, run_id = tracking.start_run(cfg)
+        state_dir.mkdir(parents=True)
+        write_json(state_dir / "state.json", {"fingerprint": fingerprint, "run_id": run_id})
         print(f"mlflow: run {run_id} in {tracking.redact(uri)}")
-    logger = MLFlowLogger(tracking_uri=uri, run_id=run_id, experiment_name=cfg.mlflow.experiment_name)
+    else:
+        run_id = None
+    logger = tracking.TolerantMLFlowLogger(tracking_uri=uri, run_id=run_id, experiment_name=cfg.mlflow.experiment_name)
     meta = {"model": model_cfg, "src_vocab_size": dm.src_vocab_size, "tgt_vocab_size": dm.tgt_vocab_size,
             "src": cfg.data.src, "tgt": cfg.data.tgt}
     history, throughput = History(), Throughput(PAD_ID)
     keep = KeepLastWeights(t.average_last) if t.average_last > 0 else None
     map_sources = [s for s in dm.dataset("valid").src[:N_ATTENTION_MAPS]]
     start = time.time()
-    with contextlib.ExitStack() as stack:
-        if rank_zero:
-            ckpt_dir = stack.enter_context(atomic_path(out / "checkpoints"))
-            maps_dir = stack.enter_context(atomic_path(out / "attention"))
-        else:  # other ranks write nothing that lasts
-            ckpt_dir = maps_dir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="valid_bleu", mode="max",
-                                     save_top_k=1, save_last=True, enable_version_counter=False)
-        callbacks = [checkpoint, history, throughput, SaveModelConfig(meta),
-                     EarlyStopping("valid_bleu", mode="max", patience=t.early_stopping_patience),
-                     AttentionMaps(map_sources, dm.sp_src, dm.sp_tgt, maps_dir, cfg.decode.max_len_a, cfg.decode.max_len_b)]
+    # Checkpoints live in `state_dir`, outside DVC's outputs, so that a killed run resumes.
+    checkpoint = ModelCheckpoint(dirpath=state_dir, filename="best", monitor="valid_bleu", mode="max",
+                                 save_top_k=1, save_last=True, enable_version_counter=False)
+    callbacks = [checkpoint, history, throughput, SaveModelConfig(meta), ReseedEachEpoch(cfg.seed),
+                 EarlyStopping("valid_bleu", mode="max", patience=t.early_stopping_patience),
+                 AttentionMaps(map_sources, dm.sp_src, dm.sp_tgt, state_dir / "attention",
+                               cfg.decode.max_len_a, cfg.decode.max_len_b)]
+    with tempfile.TemporaryDirectory() as scratch:
         trainer = L.Trainer(
             **OmegaConf.to_container(t.lightning, resolve=True),
             logger=logger,
             callbacks=callbacks + ([keep] if keep else []),
             num_sanity_val_steps=0,
             use_distributed_sampler=False,
-            default_root_dir=ckpt_dir.parent,
+            default_root_dir=scratch,
         )
-        trainer.fit(module, datamodule=dm)
+        trainer.fit(module, datamodule=dm, ckpt_path=str(state_dir / "last.ckpt") if resume else None)
         if not rank_zero:
             return
-        if not (ckpt_dir / "last.ckpt").exists():  # stopped (max_time) before any checkpoint
-            trainer.save_checkpoint(ckpt_dir / "last.ckpt")
-        if not (ckpt_dir / "best.ckpt").exists():  # no validation ran: the last weights are the best known
-            shutil.copyfile(ckpt_dir / "last.ckpt", ckpt_dir / "best.ckpt")
+        if not (state_dir / "last.ckpt").exists():  # stopped (max_time) before any checkpoint
+            trainer.save_checkpoint(state_dir / "last.ckpt")
+    with atomic_path(out / "checkpoints") as ckpt_dir:
+        ckpt_dir.mkdir()
+        shutil.copyfile(state_dir / "last.ckpt", ckpt_dir / "last.ckpt")
+        # no validation ran: the last weights are the best known
+        best = state_dir / "best.ckpt" if (state_dir / "best.ckpt").exists() else state_dir / "last.ckpt"
+        shutil.copyfile(best, ckpt_dir / "best.ckpt")
         if keep is not None and keep.weights:
             torch.save({"state_dict": keep.average(), "seq2seq": {**meta, "averaged_epochs": len(keep.weights)}},
                        ckpt_dir / "averaged.ckpt")
-        maps_dir.mkdir(exist_ok=True)
+    with atomic_path(out / "attention") as maps_dir:
+        maps_dir.mkdir()
+        for png in sorted((state_dir / "attention").glob("*.png")):
+            shutil.copyfile(png, maps_dir / png.name)
+    # Deterministic metrics (a DVC metric: the same run twice gives the same file) ...
     summary = {
         "best_valid_bleu": round(float(checkpoint.best_model_score or 0.0), 4),
         "epochs": trainer.current_epoch,
         "steps": trainer.global_step,
         "parameters": sum(p.numel() for p in model.parameters()),
-        "train_seconds": round(time.time() - start, 1),
         "train_tgt_tokens": throughput.tokens,
-        "train_tgt_tokens_per_s": round(throughput.tokens_per_second, 1),
     }
+    # ... and timings, which are not.
+    timing = {"train_seconds": round(time.time() - start, 1), "train_step_seconds": round(throughput.seconds, 1),
+              "train_tgt_tokens_per_s": round(throughput.tokens_per_second, 1), "resumed": resume is not None}
     write_text(out / "history.csv", history.csv())
+    write_json(out / "timing.json", timing)
     write_json(metrics, summary)
     write_json(out / "mlflow_run.json", {"run_id": run_id, "tracking_uri": tracking.redact(uri)})
-    mlc = tracking.client(uri)
-    for key, value in summary.items():
-        mlc.log_metric(run_id, f"train.{key}", value)
-    with tempfile.TemporaryDirectory() as tmp:
-        art = Path(tmp)
-        plot_history(history.rows, art / "learning_curves.png")
-        (art / "params.yaml").write_text(OmegaConf.to_yaml(cfg), encoding="utf-8")
-        for p in [art / "learning_curves.png", art / "params.yaml", out / "history.csv", *sorted(tokenizer.glob("*.model"))]:
-            mlc.log_artifact(run_id, str(p), artifact_path="train")
-    print(json.dumps(summary))
+    with tracking.tolerant(f"train summary and artifacts of run {run_id}"):
+        mlc = tracking.client(uri)
+        for key, value in {**summary, **timing}.items():
+            mlc.log_metric(run_id, f"train.{key}", float(value))
+        with tempfile.TemporaryDirectory() as tmp:
+            art = Path(tmp)
+            plot_history(history.rows, art / "learning_curves.png")
+            (art / "params.yaml").write_text(OmegaConf.to_yaml(cfg), encoding="utf-8")
+            for p in [art / "learning_curves.png", art / "params.yaml", out / "history.csv", *sorted(tokenizer.glob("*.model"))]:
+                mlc.log_artifact(run_id, str(p), artifact_path="train")
+    shutil.rmtree(state_dir, ignore_errors=True)  # finished: nothing left to resume
+    print(json.dumps({**summary, **timing}))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -165,8 +210,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tokenizer", type=Path, default=Path("data/tokenizer"))
     parser.add_argument("--out", type=Path, default=Path("data/train"))
     parser.add_argument("--metrics", type=Path, default=Path("data/metrics/train.json"))
+    parser.add_argument("--state", type=Path, default=Path("data/.train_state"),
+                        help="checkpoints while training; kept after a crash so that the next run resumes")
     args = parser.parse_args(argv)
-    run_stage(lambda: run(load_params(args.params), args.data, args.tokenizer, args.out, args.metrics))
+    run_stage(lambda: run(load_params(args.params), args.data, args.tokenizer, args.out, args.metrics, args.state))
 
 
 if __name__ == "__main__":
