@@ -38,15 +38,22 @@ def test_inverse_sqrt_warms_up_linearly_then_decays():
     assert all(a > b for a, b in zip(got[4:], got[5:]))
 
 
-def test_plateau_monitors_valid_bleu_upwards():
-    conf = TranslationModule(Tiny(), str, [], lr=1.0, lr_factor=0.5, lr_patience=0).configure_optimizers()
-    sched = conf["lr_scheduler"]["scheduler"]
-    assert conf["lr_scheduler"]["monitor"] == "valid_bleu" and sched.mode == "max"
+def test_plateau_follows_valid_bleu_upwards_and_is_saved_with_the_module():
+    module = TranslationModule(Tiny(), str, [], lr=1.0, lr_factor=0.5, lr_patience=0)
+    optimizer = module.configure_optimizers()
+    sched = module.plateau
+    assert sched.mode == "max"
     sched.step(10.0)
     sched.step(12.0)  # improving: lr stays
-    assert conf["optimizer"].param_groups[0]["lr"] == 1.0
+    assert optimizer.param_groups[0]["lr"] == 1.0
     sched.step(11.0)  # worse: halved
-    assert conf["optimizer"].param_groups[0]["lr"] == 0.5
+    assert optimizer.param_groups[0]["lr"] == 0.5
+    ckpt = {}
+    module.on_save_checkpoint(ckpt)
+    restored = TranslationModule(Tiny(), str, [], lr=1.0, lr_factor=0.5, lr_patience=0)
+    restored.on_load_checkpoint(ckpt)
+    restored.configure_optimizers()
+    assert restored.plateau.best == 12.0 and restored.plateau.num_bad_epochs == sched.num_bad_epochs
 
 
 def test_unknown_scheduler_is_rejected():

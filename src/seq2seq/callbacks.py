@@ -91,15 +91,16 @@ class KeepLastWeights(Callback):
                 for k, v in last.items()}
 
 
-class ReseedEachEpoch(Callback):
-    """Seeds torch from (seed, epoch) at every epoch start, so that dropout draws the same numbers
-    in an epoch whether the run went through or was resumed from a checkpoint."""
+class ReseedEachStep(Callback):
+    """Seeds torch from (seed, step) before every training step, so that dropout draws the same
+    numbers whether the run went through or was resumed from a checkpoint (whatever else used the
+    global generator in between, e.g. a DataLoader drawing its base seed)."""
 
     def __init__(self, seed: int):
         self.seed = seed
 
-    def on_train_epoch_start(self, trainer, pl_module) -> None:
-        torch.manual_seed(self.seed * 1000 + trainer.current_epoch)
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        torch.manual_seed(self.seed * 1_000_003 + trainer.global_step)
 
 
 class SaveModelConfig(Callback):
@@ -139,10 +140,8 @@ class AttentionMaps(Callback):
             plot_attention(attention[0].float().cpu(), [self.sp_src.id_to_piece(t) for t in ids],
                            [self.sp_tgt.id_to_piece(t) for t in hyp] + ["</s>"], path,
                            title=f"epoch {trainer.current_epoch + 1}")
-            logger = trainer.logger
-            if logger is not None and hasattr(logger, "run_id"):
-                logger.experiment.log_artifact(logger.run_id, str(path),
-                                               artifact_path=f"attention/epoch_{trainer.current_epoch + 1:03d}")
+            if hasattr(trainer.logger, "log_artifact"):  # seq2seq.tracking.TolerantMLFlowLogger
+                trainer.logger.log_artifact(str(path), f"attention/epoch_{trainer.current_epoch + 1:03d}")
 
 
 def plot_attention(weights: torch.Tensor, src: list[str], tgt: list[str], path: Path, title: str = "") -> None:

@@ -11,6 +11,7 @@ import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import lightning as L
 import sentencepiece as spm
@@ -73,8 +74,8 @@ class TokenBatchSampler(Sampler[list[int]]):
     """
 
     def __init__(self, dataset: ParallelDataset, batch_tokens: int, shuffle: bool, seed: int = 0,
-                 rank: int = 0, world_size: int = 1):
-        self.shuffle, self.seed, self.epoch = shuffle, seed, 0
+                 rank: int = 0, world_size: int = 1, epoch_fn: Callable[[], int] | None = None):
+        self.shuffle, self.seed, self.epoch, self.epoch_fn = shuffle, seed, 0, epoch_fn
         self.rank, self.world_size = rank, world_size
         order = list(range(len(dataset)))
         if shuffle:
@@ -103,7 +104,12 @@ class TokenBatchSampler(Sampler[list[int]]):
         return batches[self.rank :: self.world_size][:per_rank]
 
     def __iter__(self):
-        return iter(self._epoch_batches())
+        # A generator: the order is drawn at the first batch, not when the iterator is made
+        # (Lightning may make it early), from the trainer's epoch when there is one, so a
+        # resumed epoch gets the same order as in an uninterrupted run.
+        if self.epoch_fn is not None:
+            self.epoch = self.epoch_fn()
+        yield from self._epoch_batches()
 
     def __len__(self) -> int:
         return len(self.batches) // self.world_size if self.world_size > 1 else len(self.batches)
@@ -181,7 +187,8 @@ class TranslationDataModule(L.LightningDataModule):
     def _loader(self, dataset: ParallelDataset, shuffle: bool) -> DataLoader:
         rank = self.trainer.global_rank if self.trainer else 0
         world = self.trainer.world_size if self.trainer else 1
-        sampler = TokenBatchSampler(dataset, self.batch_tokens, shuffle, self.seed, rank, world)
+        epoch_fn = (lambda: self.trainer.current_epoch) if self.trainer else None
+        sampler = TokenBatchSampler(dataset, self.batch_tokens, shuffle, self.seed, rank, world, epoch_fn)
         return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers)
 
     def train_dataloader(self) -> DataLoader:

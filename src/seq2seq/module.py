@@ -50,6 +50,8 @@ class TranslationModule(L.LightningModule):
         self.val_max_sentences = val_max_sentences
         self.max_len_a, self.max_len_b = max_len_a, max_len_b
         self._val_hyps: dict[int, list[int]] = {}
+        self.plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
+        self._plateau_state: dict | None = None
 
     def _loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self.model(batch.src, batch.src_lens, batch.tgt_in)  # [B, T, V]
@@ -87,6 +89,18 @@ class TranslationModule(L.LightningModule):
         loss = self.trainer.callback_metrics.get("valid_loss")
         if loss is not None:
             self.log("valid_ppl", math.exp(min(float(loss), 50.0)))
+        if self.plateau is not None and not self.trainer.sanity_checking:
+            self.plateau.step(bleu.score)
+
+    # The plateau scheduler is stepped here, right after valid BLEU exists, and saved with the
+    # module: Lightning's own epoch-end stepping comes after the end-of-epoch checkpoint and is
+    # skipped on resume, so a resumed run would drift from an uninterrupted one.
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if self.plateau is not None:
+            checkpoint["plateau_scheduler"] = self.plateau.state_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._plateau_state = checkpoint.get("plateau_scheduler")
 
     def configure_optimizers(self):
         optimizer = torch.optim.Adam(self.parameters(), lr=self.lr, betas=self.adam_betas, weight_decay=self.weight_decay)
@@ -96,7 +110,9 @@ class TranslationModule(L.LightningModule):
                 optimizer, lambda step: min((step + 1) / warmup, (warmup / (step + 1)) ** 0.5)
             )
             return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(  # halve the lr when valid BLEU stalls
+        self.plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(  # cut the lr when valid BLEU stalls
             optimizer, mode="max", factor=self.lr_factor, patience=self.lr_patience, min_lr=self.min_lr
         )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "valid_bleu", "strict": False}}
+        if self._plateau_state is not None:
+            self.plateau.load_state_dict(self._plateau_state)
+        return optimizer

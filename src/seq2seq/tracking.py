@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.loggers import MLFlowLogger
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import OmegaConf
 
 from seq2seq.config import repo_root
@@ -94,6 +95,21 @@ class TolerantMLFlowLogger(MLFlowLogger):
         super().__init__(*args, **kwargs)
         self.failed_calls = 0
 
+    @property
+    def experiment(self):
+        try:
+            return super().experiment
+        except Exception as e:  # noqa: BLE001 - any tracking failure
+            self._failed("the run", e)
+            self._initialized = True  # do not ask the lost server again
+            return self._mlflow_client
+
+    def _failed(self, what: str, e: Exception) -> None:
+        self.failed_calls += 1
+        if self.failed_calls == 1:
+            log.warning("MLflow server %s failed while logging %s (%s); training goes on, later metrics are not logged",
+                        redact(self._tracking_uri or ""), what, redact(str(e).splitlines()[0] if str(e) else type(e).__name__))
+
     def _guard(self, what: str, fn, *args, **kwargs) -> None:
         if self.failed_calls:
             self.failed_calls += 1
@@ -101,9 +117,11 @@ class TolerantMLFlowLogger(MLFlowLogger):
         try:
             fn(*args, **kwargs)
         except Exception as e:  # noqa: BLE001 - any tracking failure
-            self.failed_calls = 1
-            log.warning("MLflow server %s failed while logging %s (%s); training goes on, later metrics are not logged",
-                        redact(self._tracking_uri or ""), what, redact(str(e).splitlines()[0] if str(e) else type(e).__name__))
+            self._failed(what, e)
+
+    @rank_zero_only
+    def log_artifact(self, local_path: str, artifact_path: str | None = None) -> None:
+        self._guard(f"artifact {local_path}", lambda: self.experiment.log_artifact(self.run_id, local_path, artifact_path))
 
     def log_metrics(self, metrics, step=None) -> None:
         self._guard(f"metrics at step {step}", super().log_metrics, metrics, step)

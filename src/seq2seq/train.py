@@ -28,7 +28,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from omegaconf import OmegaConf
 
 from seq2seq import tracking
-from seq2seq.callbacks import (AttentionMaps, History, KeepLastWeights, ReseedEachEpoch, SaveModelConfig,
+from seq2seq.callbacks import (AttentionMaps, History, KeepLastWeights, ReseedEachStep, SaveModelConfig,
                                Throughput)
 from seq2seq.config import load_params
 from seq2seq.datamodule import TranslationDataModule
@@ -123,7 +123,7 @@ def run(cfg, data: Path, tokenizer: Path, out: Path, metrics: Path, state_dir: P
     uri = tracking.tracking_uri(cfg)
     if resume is not None:
         run_id = resume["run_id"]
-        print(f"train: resuming from {state_dir / 'last.ckpt'} (epoch {resume['epoch']}), MLflow run {run_id}")
+        print(f"train: resuming from {state_dir / 'last.ckpt'} after epoch {resume['epoch']}, MLflow run {run_id}")
         tracking.check_reachable(uri)
     elif rank_zero:
         shutil.rmtree(state_dir, ignore_errors=True)
@@ -141,9 +141,12 @@ def run(cfg, data: Path, tokenizer: Path, out: Path, metrics: Path, state_dir: P
     map_sources = [s for s in dm.dataset("valid").src[:N_ATTENTION_MAPS]]
     start = time.time()
     # Checkpoints live in `state_dir`, outside DVC's outputs, so that a killed run resumes.
+    # Saved at the end of each training epoch, after every other callback: a resumed run restarts
+    # exactly at an epoch boundary with all state (history, averaging, schedulers) in step.
     checkpoint = ModelCheckpoint(dirpath=state_dir, filename="best", monitor="valid_bleu", mode="max",
-                                 save_top_k=1, save_last=True, enable_version_counter=False)
-    callbacks = [checkpoint, history, throughput, SaveModelConfig(meta), ReseedEachEpoch(cfg.seed),
+                                 save_top_k=1, save_last=True, enable_version_counter=False,
+                                 save_on_train_epoch_end=True)
+    callbacks = [checkpoint, history, throughput, SaveModelConfig(meta), ReseedEachStep(cfg.seed),
                  EarlyStopping("valid_bleu", mode="max", patience=t.early_stopping_patience),
                  AttentionMaps(map_sources, dm.sp_src, dm.sp_tgt, state_dir / "attention",
                                cfg.decode.max_len_a, cfg.decode.max_len_b)]

@@ -1,0 +1,54 @@
+"""Token-count batching: budgets, length bucketing, per-epoch order, DDP partitioning."""
+
+import random
+
+from seq2seq.datamodule import ParallelDataset, TokenBatchSampler, collate
+from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
+
+
+def dataset(n: int = 300, seed: int = 0) -> ParallelDataset:
+    rng = random.Random(seed)
+    src = [[5] * rng.randint(1, 40) for _ in range(n)]
+    tgt = [[6] * rng.randint(1, 40) for _ in range(n)]
+    return ParallelDataset(src, tgt, max_len=30)
+
+
+def test_batches_respect_the_token_budget_and_cover_every_sentence_once():
+    ds = dataset()
+    batches = list(TokenBatchSampler(ds, batch_tokens=200, shuffle=True, seed=1))
+    assert sorted(i for b in batches for i in b) == list(range(len(ds)))
+    for b in batches:
+        assert max(ds.num_tokens(i) for i in b) * len(b) <= 200 or len(b) == 1
+    # similar lengths together: within a batch source lengths differ little
+    spreads = [max(len(ds.src[i]) for i in b) - min(len(ds.src[i]) for i in b) for b in batches]
+    assert sum(spreads) / len(spreads) <= 3
+
+
+def test_order_depends_on_the_epoch_only():
+    ds = dataset()
+    a, b = TokenBatchSampler(ds, 200, True, seed=1), TokenBatchSampler(ds, 200, True, seed=1)
+    a.set_epoch(3), b.set_epoch(3)
+    assert list(a) == list(b)
+    b.set_epoch(4)
+    assert list(a) != list(b)
+    epochs = iter([7])
+    c = TokenBatchSampler(ds, 200, True, seed=1, epoch_fn=lambda: next(epochs))
+    a.set_epoch(7)
+    assert list(c) == list(a)  # the trainer's epoch is read when iteration starts
+
+
+def test_ddp_ranks_get_disjoint_equal_shares():
+    ds = dataset()
+    shares = [list(TokenBatchSampler(ds, 200, True, seed=1, rank=r, world_size=2)) for r in range(2)]
+    assert len(shares[0]) == len(shares[1])
+    seen = [i for share in shares for b in share for i in b]
+    assert len(seen) == len(set(seen))
+
+
+def test_collate_pads_and_adds_bos_eos():
+    ds = ParallelDataset([[7, 8], [9]], [[10], [11, 12]])
+    batch = collate([ds[0], ds[1]])
+    assert batch.src.tolist() == [[7, 8, EOS_ID], [9, EOS_ID, PAD_ID]]
+    assert batch.src_lens.tolist() == [3, 2]
+    assert batch.tgt_in.tolist() == [[BOS_ID, 10, PAD_ID], [BOS_ID, 11, 12]]
+    assert batch.tgt_out.tolist() == [[10, EOS_ID, PAD_ID], [11, 12, EOS_ID]]

@@ -1,0 +1,211 @@
+"""Crashes, lost tracking servers, DDP and unsafe checkpoints: the promises of issue 4, tested for real."""
+
+import hashlib
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from conftest import dvc, make_repo_copy, run_env, sh
+from iwslt_fixtures import build_iwslt_archive
+from seq2seq.config import compose
+from seq2seq.io import atomic_path
+
+METRICS = ("data/metrics/prepare.json", "data/metrics/train.json", "data/metrics/test.json", "data/train/history.csv")
+
+
+def smoke_params(archive: Path, *extra: str):
+    md5 = hashlib.md5(archive.read_bytes()).hexdigest()
+    return compose(["experiment=smoke", f"data.archive={archive}", f"data.md5.de-en={md5}", *extra])
+
+
+@pytest.fixture(scope="module")
+def big_archive(tmp_path_factory) -> Path:
+    """Enough text that an epoch takes a moment: a kill can land between two epochs' checkpoints."""
+    return build_iwslt_archive(tmp_path_factory.mktemp("big"), n_talks=20, lines_per_talk=150)
+
+
+@pytest.fixture(scope="module")
+def stages_dir(tmp_path_factory, big_archive) -> Path:
+    """Download, prepare and tokenizer run once (no DVC); tests then run the train stage alone."""
+    work = tmp_path_factory.mktemp("stages")
+    OmegaConf.save(smoke_params(big_archive), work / "params.yaml")
+    py = [sys.executable, "-m"]
+    sh([*py, "seq2seq.download", "--out", "raw", "--cache-dir", "downloads"], cwd=work)
+    sh([*py, "seq2seq.prepare", "--raw", "raw", "--out", "prepared", "--stats", "prepare.json"], cwd=work)
+    sh([*py, "seq2seq.tokenizer", "--data", "prepared", "--out", "tokenizer"], cwd=work)
+    return work
+
+
+def train_cmd(params: str = "params.yaml") -> list[str]:
+    return [sys.executable, "-m", "seq2seq.train", "--params", params, "--data", "prepared", "--tokenizer", "tokenizer",
+            "--out", "train", "--metrics", "train.json", "--state", "state"]
+
+
+def read_metrics(repo: Path) -> dict[str, str]:
+    return {m: (repo / m).read_text() for m in METRICS}
+
+
+@pytest.mark.slow
+def test_killed_training_resumes_and_ends_as_an_uninterrupted_run(tmp_path, big_archive):
+    repo = make_repo_copy(tmp_path / "repo")
+    OmegaConf.save(smoke_params(big_archive, "trainer.lightning.max_epochs=4"), repo / "params.yaml")
+    dvc("repro", cwd=repo)
+    uninterrupted = read_metrics(repo)
+    assert not (repo / "data/.train_state").exists(), "a finished run leaves no state behind"
+
+    # Determinism: the same pipeline forced again gives identical metrics files.
+    dvc("repro", "--force", cwd=repo)
+    assert read_metrics(repo) == uninterrupted
+
+    # Kill -9 once the first epoch's checkpoint exists, mid-run.
+    proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "--force", "train"], cwd=repo, env=run_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    state = repo / "data/.train_state"
+    deadline = time.time() + 300
+    while not (state / "last.ckpt").exists():
+        assert proc.poll() is None, "training ended before it could be killed"
+        assert time.time() < deadline
+        time.sleep(0.05)
+    time.sleep(0.5)  # let the checkpoint file be complete (Lightning writes it via a temporary name)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (repo / "data/train/checkpoints").exists(), "a killed stage left outputs that look finished"
+    assert (state / "last.ckpt").exists()
+
+    rerun = dvc("repro", cwd=repo)
+    assert "train: resuming from" in rerun.stdout
+    resumed_after = int(rerun.stdout.split("after epoch ")[1].split(",")[0])
+    assert 1 <= resumed_after < 4
+    assert read_metrics(repo) == uninterrupted
+    assert json.loads((repo / "data/train/timing.json").read_text())["resumed"] is True
+
+
+@pytest.mark.slow
+def test_a_checkpoint_of_other_settings_is_not_resumed(stages_dir, tmp_path):
+    work = stages_dir
+    (work / "state").mkdir(exist_ok=True)
+    (work / "state" / "state.json").write_text(json.dumps({"fingerprint": "something else", "run_id": "x"}))
+    torch.save({"epoch": 3}, work / "state" / "last.ckpt")
+    out = sh(train_cmd(), cwd=work, env=run_env(MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'm.db'}"))
+    assert "resuming" not in out.stdout
+    assert json.loads((work / "train" / "timing.json").read_text())["resumed"] is False
+    assert not (work / "state").exists()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_unreachable_tracking_server_fails_before_training_without_leaking_credentials(stages_dir):
+    uri = f"http://alice:s3cret@127.0.0.1:{free_port()}"
+    start = time.time()
+    proc = sh(train_cmd(), cwd=stages_dir, env=run_env(MLFLOW_TRACKING_URI=uri), check=False)
+    assert proc.returncode == 1
+    assert "cannot be reached" in proc.stderr and "127.0.0.1" in proc.stderr
+    assert "s3cret" not in proc.stdout + proc.stderr and "alice" not in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (stages_dir / "state").exists() and time.time() - start < 60
+
+
+@pytest.mark.slow
+def test_tracking_server_lost_mid_run_does_not_stop_training(stages_dir, tmp_path):
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}", "--artifacts-destination", str(tmp_path / "art")],
+        cwd=tmp_path, env=run_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        import requests
+
+        deadline = time.time() + 120
+        while True:
+            try:
+                if requests.get(f"{uri}/health", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.time() < deadline
+            time.sleep(1)
+        params = stages_dir / "params_lost.yaml"
+        OmegaConf.save(OmegaConf.merge(OmegaConf.load(stages_dir / "params.yaml"),
+                                       {"trainer": {"lightning": {"max_epochs": 3}}}), params)
+        out_dir = stages_dir / "train"
+        train = subprocess.Popen([*train_cmd(str(params))], cwd=stages_dir, env=run_env(MLFLOW_TRACKING_URI=uri),
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        while not (stages_dir / "state" / "state.json").exists():  # the run exists on the server
+            assert train.poll() is None, train.communicate()
+            time.sleep(0.05)
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+    stdout, stderr = train.communicate(timeout=600)
+    assert train.returncode == 0, stderr[-3000:]
+    assert "not logged" in stderr
+    assert (out_dir / "checkpoints" / "best.ckpt").exists()
+    assert json.loads((stages_dir / "train.json").read_text())["epochs"] == 3
+
+
+@pytest.mark.slow
+def test_ddp_on_cpu_gives_one_run_one_checkpoint_and_metrics_logged_once(stages_dir, tmp_path):
+    params = stages_dir / "params_ddp.yaml"
+    cfg = OmegaConf.load(stages_dir / "params.yaml")
+    cfg.trainer.lightning.merge_with({"accelerator": "cpu", "devices": 2, "strategy": "ddp", "max_epochs": 2})
+    OmegaConf.save(cfg, params)
+    db = tmp_path / "ddp.db"
+    sh(train_cmd(str(params)), cwd=stages_dir, env=run_env(MLFLOW_TRACKING_URI=f"sqlite:///{db}"))
+    from mlflow import MlflowClient
+
+    mlc = MlflowClient(f"sqlite:///{db}")
+    runs = mlc.search_runs([mlc.get_experiment_by_name("seq2seq").experiment_id])
+    assert len(runs) == 1
+    run_id = runs[0].info.run_id
+    assert [m.step for m in mlc.get_metric_history(run_id, "valid_bleu")] == sorted({m.step for m in mlc.get_metric_history(run_id, "valid_bleu")})
+    assert len(mlc.get_metric_history(run_id, "valid_bleu")) == 2  # once an epoch, not once a process
+    assert sorted(p.name for p in (stages_dir / "train" / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+
+
+def test_checkpoints_load_without_running_pickled_code(tmp_path, monkeypatch):
+    from seq2seq.train import load_model
+
+    monkeypatch.chdir(tmp_path)
+    torch.save({"seq2seq": {"model": {}, "src_vocab_size": 8, "tgt_vocab_size": 8}, "state_dict": {}, "x": _Exploit()},
+               tmp_path / "evil.ckpt", pickle_protocol=2)
+    with pytest.raises(pickle.UnpicklingError):
+        load_model(tmp_path / "evil.ckpt")
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_an_interrupted_write_leaves_nothing_behind(tmp_path):
+    target = tmp_path / "out"
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.mkdir()
+            (tmp / "half.txt").write_text("half")
+            raise RuntimeError("killed")
+    assert list(tmp_path.iterdir()) == []
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    with atomic_path(target) as tmp:
+        tmp.mkdir()
+        (tmp / "new.txt").write_text("new")
+    assert [p.name for p in target.iterdir()] == ["new.txt"] and len(list(tmp_path.iterdir())) == 1
