@@ -87,3 +87,15 @@ def test_transformer_trainer_uses_warmup_schedule():
     cfg = compose(["trainer=transformer"])
     assert cfg.trainer.scheduler == "inverse_sqrt" and list(cfg.trainer.adam_betas) == [0.9, 0.98]
     assert OmegaConf.select(cfg, "trainer.lightning.max_epochs") == 30  # the rest comes from default
+
+
+@pytest.mark.parametrize("uri, shown", [
+    ("https://alice:s3cret@mlflow.example.org/", "https://***@mlflow.example.org/"),
+    ("http://token@127.0.0.1:5000", "http://***@127.0.0.1:5000"),
+    ("sqlite:////work/mlflow.db", "sqlite:////work/mlflow.db"),
+])
+def test_credentials_in_tracking_uris_are_masked(uri, shown):
+    from seq2seq.tracking import redact
+
+    assert redact(uri) == shown
+    assert redact(f"error talking to {uri}: refused") == f"error talking to {shown}: refused"
