@@ -9,7 +9,9 @@ a Range request). The MD5 is checked against data.md5[pair], then the archive is
 safely: <out>/{src}-{tgt}/train.tags.* and IWSLT14.*.xml.
 
 data.source=parallel: data.path/{train,valid,test}.{src,tgt} are checked (all present, UTF-8,
-each split aligned) and copied to <out>/parallel/.
+each split aligned) and copied to <out>/parallel/ as plain UTF-8 with LF line ends (a BOM and
+CRLF are dropped; a lone CR or other line-break character inside a line becomes a space, so
+every reader sees the same lines).
 
 <out> appears only once complete.
 """
@@ -32,7 +34,7 @@ from tqdm import tqdm
 
 from seq2seq.config import load_params, repo_root
 from seq2seq.errors import ConfigError, DataError, DownloadError
-from seq2seq.io import atomic_path, read_lines, write_lines
+from seq2seq.io import atomic_path, one_line, read_lines, write_lines
 from seq2seq.iwslt import read_pair
 from seq2seq.stage import run_stage
 
@@ -259,7 +261,11 @@ def get_archive(data, cache_dir: str | os.PathLike = DEFAULT_CACHE, **fetch_kw) 
 
 # --- parallel folder -------------------------------------------------------------------------
 def copy_parallel(folder: str | os.PathLike, dest: str | os.PathLike, src: str, tgt: str) -> dict[str, int]:
-    """Check and copy folder/{train,valid,test}.{src,tgt} to `dest`; returns lines per split."""
+    """Check and copy folder/{train,valid,test}.{src,tgt} to `dest`; returns lines per split.
+
+    DataError naming the file (and line) for a missing file or invalid UTF-8, and both files
+    and both counts for a split whose sides differ in length. Lines go through io.one_line.
+    """
     folder, dest = Path(folder), Path(dest)
     if not folder.is_dir():
         raise DataError(f"data.path={folder}: not a folder")
@@ -270,8 +276,8 @@ def copy_parallel(folder: str | os.PathLike, dest: str | os.PathLike, src: str, 
     counts = {}
     for split in SPLITS:
         a, b = read_pair(folder / f"{split}.{src}", folder / f"{split}.{tgt}", read_lines)
-        write_lines(dest / f"{split}.{src}", a)
-        write_lines(dest / f"{split}.{tgt}", b)
+        write_lines(dest / f"{split}.{src}", map(one_line, a))
+        write_lines(dest / f"{split}.{tgt}", map(one_line, b))
         counts[split] = len(a)
     return counts
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -47,11 +48,38 @@ def write_json(path: str | os.PathLike, obj) -> None:
 
 
 def write_lines(path: str | os.PathLike, lines) -> None:
+    """One line per string, LF-terminated, UTF-8 (atomic).
+
+    read_lines gives back the same strings when none holds a LF or ends with a CR: a first
+    line starting with U+FEFF gets a BOM in front, which read_lines drops.
+    """
     with atomic_path(path) as tmp:
         with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-            for line in lines:
+            for n, line in enumerate(lines):
+                if n == 0 and line.startswith("\ufeff"):
+                    f.write("\ufeff")
                 f.write(line)
                 f.write("\n")
+
+
+# Characters that some line readers (str.splitlines, universal newlines) treat as line ends.
+_BREAKS = re.compile(r"[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]+")
+
+
+def one_line(text: str) -> str:
+    """`text` with every run of line-break characters (CR, LF, VT, FF, FS-RS, NEL, U+2028/9) as one space.
+
+    Written with write_lines, the result is one line for any reader, not only read_lines.
+    """
+    return _BREAKS.sub(" ", text)
+
+
+def read_bytes(path: str | os.PathLike) -> bytes:
+    """The file's bytes; DataError naming the file if it cannot be read."""
+    try:
+        return Path(path).read_bytes()
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
 
 
 def read_lines(path: str | os.PathLike) -> list[str]:
@@ -59,7 +87,7 @@ def read_lines(path: str | os.PathLike) -> list[str]:
 
     A leading BOM is dropped. Invalid UTF-8 raises DataError naming the file and line.
     """
-    data = Path(path).read_bytes()
+    data = read_bytes(path)
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     raw = data.split(b"\n")

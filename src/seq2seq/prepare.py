@@ -16,6 +16,10 @@ data.source=iwslt14, like fairseq's prepare-iwslt14.sh:
     file-name order.
 data.source=parallel: <raw>/parallel/{train,valid,test}.{src,tgt}; valid and test as given.
 
+Both sides of every file pair must line up, or DataError names both files: equal counts for
+all, and for the official layout the same talks (train.tags) or (docid, seg id) keys (XML),
+position by position (see seq2seq.iwslt). Line-break characters inside a segment become spaces.
+
 Cleaning (Moses clean-corpus-n.perl, counting whitespace-separated words) applies to training
 pairs only, never to valid-as-given or test: a pair is dropped when a side is empty, has fewer
 than min_len or more than max_len words, or when longer/shorter > max_ratio.
@@ -26,13 +30,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import re
 import sys
 from pathlib import Path
 
 from seq2seq.config import load_params
 from seq2seq.errors import ConfigError, DataError
-from seq2seq.io import atomic_path, read_lines, write_json, write_lines
+from seq2seq.io import atomic_path, one_line, read_lines, write_json, write_lines
 from seq2seq.iwslt import read_pair, read_train_tags, read_xml_segments
 from seq2seq.stage import run_stage
 
@@ -43,8 +46,6 @@ TEST_ORDER = (
     "IWSLT14.TED.dev2010", "IWSLT14.TEDX.dev2012",
     "IWSLT14.TED.tst2010", "IWSLT14.TED.tst2011", "IWSLT14.TED.tst2012",
 )
-# Characters that some line readers treat as line ends; inside a segment they become spaces.
-_BREAKS = re.compile(r"[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]+")
 
 
 def keep_pair(src: str, tgt: str, min_len: int, max_len: int, max_ratio: float) -> bool:
@@ -154,8 +155,8 @@ def run(cfg, raw: str | os.PathLike, out: str | os.PathLike, stats_path: str | o
 
 
 def _pairs(src: list[str], tgt: list[str]) -> list[Pair]:
-    """Zip two aligned sides, turning stray line-break characters into spaces."""
-    return [(_BREAKS.sub(" ", s), _BREAKS.sub(" ", t)) for s, t in zip(src, tgt)]
+    """Zip two aligned sides, turning stray line-break characters into spaces (io.one_line)."""
+    return [(one_line(s), one_line(t)) for s, t in zip(src, tgt)]
 
 
 def main(argv: list[str] | None = None) -> None:
