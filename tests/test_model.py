@@ -1,4 +1,5 @@
-"""Model components: attention masking, packed encoder, teacher forcing vs stepping, gradients."""
+"""The default model (lstm_bahdanau) and its parts: attention masking, packed encoder, teacher forcing
+vs stepping, gradients, dropout options. tests/test_models_family.py covers every conf/model/*.yaml."""
 
 from pathlib import Path
 
@@ -7,7 +8,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from seq2seq.models import BahdanauAttention, Seq2Seq
+from seq2seq.models import BahdanauAttention, LuongAttention, Seq2Seq
 
 PAD, BOS, EOS, V = 0, 1, 2, 20
 CONF = Path(__file__).resolve().parents[1] / "conf" / "model" / "lstm_bahdanau.yaml"
@@ -44,6 +45,22 @@ def test_attention_weights_sum_to_one_and_are_zero_on_padding():
     context2, weights2 = att(query, att.compute_proj_keys(noisy), noisy, mask)
     torch.testing.assert_close(context2, context)
     torch.testing.assert_close(weights2, weights)
+
+
+@pytest.mark.parametrize("kind, Q", [("bahdanau", 8), ("general", 8), ("dot", 12)])
+def test_attention_over_all_positions_equals_one_query_at_a_time(kind, Q):
+    torch.manual_seed(0)
+    att = BahdanauAttention(Q, 12, 10) if kind == "bahdanau" else LuongAttention(Q, 12, kind)
+    mask = torch.arange(5) < torch.tensor([5, 2, 3]).unsqueeze(1)  # [3, 5]
+    keys, queries = torch.randn(3, 5, 12), torch.randn(3, 4, Q)  # [B, S, K], [B, T, Q]
+    proj_keys = att.compute_proj_keys(keys)
+    context, weights = att(queries, proj_keys, keys, mask)  # [B, T, K], [B, T, S]
+    assert context.shape == (3, 4, 12) and weights.shape == (3, 4, 5)
+    assert torch.all(weights.masked_select(~mask.unsqueeze(1)) == 0)
+    for t in range(4):
+        one_context, one_weights = att(queries[:, t], proj_keys, keys, mask)  # [B, K], [B, S]
+        torch.testing.assert_close(one_context, context[:, t])
+        torch.testing.assert_close(one_weights, weights[:, t])
 
 
 def test_encoder_padded_batch_equals_each_sentence_alone():
@@ -154,3 +171,22 @@ def test_layer_counts(enc_layers, dec_layers):
     state = model.init_state(model.encode(src, lens))
     assert state.hidden.shape == state.cell.shape == (dec_layers, 2, 16)
     assert torch.all(state.cell == 0)
+
+
+def test_vocabulary_projection_runs_once_per_forward():
+    """Teacher forcing steps through the recurrence only; all T positions are projected at once."""
+    model = make_model()
+    calls = []
+    model.decoder.output_layer.register_forward_hook(lambda module, args, out: calls.append(tuple(out.shape)))
+    src, lens = padded_batch([4, 2])
+    model(src, lens, torch.full((2, 5), BOS))
+    assert calls == [(2, 5, V)]
+
+
+def test_dropout_options_default_to_dropout():
+    model = make_model(dropout=0.3)
+    assert model.emb_dropout.p == model.decoder.dropout.p == 0.3
+    assert model.encoder.rnn.dropout == model.decoder.rnn.dropout == 0.3
+    model = make_model(dropout=0.3, emb_dropout=0.1, hidden_dropout=0.2)
+    assert (model.emb_dropout.p, model.decoder.dropout.p) == (0.1, 0.3)
+    assert model.encoder.rnn.dropout == model.decoder.rnn.dropout == 0.2

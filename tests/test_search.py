@@ -1,11 +1,14 @@
-"""Greedy and beam search: beam 1 == greedy, batching is invisible, limits, length penalty, learning."""
+"""Greedy and beam search: beam 1 == greedy, batching is invisible, limits, length penalty, learning
+(every model; tests/test_models_family.py checks the search properties for every model too)."""
 
 import pytest
 import torch
 import torch.nn.functional as F
+from omegaconf import OmegaConf
 
 from seq2seq.models import Seq2Seq
 from seq2seq.search import beam_search, greedy_search, gnmt_penalty
+from test_models_family import CONF_DIR, NAMES, build
 
 PAD, BOS, EOS, V = 0, 1, 2, 20
 LENGTHS = [7, 3, 5, 1, 6, 4]
@@ -143,10 +146,14 @@ def test_length_penalty_favours_longer_hypotheses_as_alpha_grows():
     assert penalised[1][1] == pytest.approx(plain[0][1] / gnmt_penalty(2, 2.0))
 
 
-def test_trained_model_reproduces_reversed_sequences():
-    """Learn to reverse 20 short random sequences; greedy and beam then reproduce them exactly."""
-    torch.manual_seed(0)
-    model = Seq2Seq(V, V, PAD, BOS, EOS, emb_size=32, hidden_size=32, dropout=0.0)
+@pytest.mark.parametrize("name", NAMES)
+def test_trained_model_reproduces_reversed_sequences(name):
+    """Every conf/model/*.yaml (one layer, size 32, no dropout) learns to reverse 20 short random
+    sequences; greedy and beam search then reproduce them exactly."""
+    small = dict(emb_size=32, hidden_size=32, channels=32, d_model=32, ff_size=64, enc_layers=1, dec_layers=1,
+                 dropout=0.0, emb_dropout=0.0, hidden_dropout=0.0, attention_dropout=0.0)
+    keys = OmegaConf.load(CONF_DIR / f"{name}.yaml").keys()
+    model = build(name, **{k: v for k, v in small.items() if k in keys})
     lengths = torch.randint(3, 7, (20,)).tolist()
     src, lens = padded_batch(lengths, seed=2)
     targets = [src[i, :n].flip(0).tolist() for i, n in enumerate(lengths)]
