@@ -53,14 +53,12 @@ class TranslationModule(L.LightningModule):
         self.plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
         self._plateau_state: dict | None = None
 
-    def _loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    def _loss(self, batch: Batch, label_smoothing: float) -> torch.Tensor:
         logits = self.model(batch.src, batch.src_lens, batch.tgt_in)  # [B, T, V]
-        smoothed = sequence_loss(logits, batch.tgt_out, self.model.pad_id, self.label_smoothing)
-        nll = sequence_loss(logits, batch.tgt_out, self.model.pad_id)
-        return smoothed, nll
+        return sequence_loss(logits, batch.tgt_out, self.model.pad_id, label_smoothing)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        loss, _ = self._loss(batch)
+        loss = self._loss(batch, self.label_smoothing)
         n_tgt = int(batch.tgt_out.ne(self.model.pad_id).sum())
         self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=n_tgt, sync_dist=True)
         return loss
@@ -69,7 +67,7 @@ class TranslationModule(L.LightningModule):
         self._val_hyps = {}
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        _, nll = self._loss(batch)
+        nll = self._loss(batch, 0.0)  # plain cross-entropy: perplexity stays meaningful
         n_tgt = int(batch.tgt_out.ne(self.model.pad_id).sum())
         self.log("valid_loss", nll, on_epoch=True, batch_size=n_tgt, sync_dist=True)
         keep = batch.ids < (self.val_max_sentences or len(self.valid_refs))  # [B]

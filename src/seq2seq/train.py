@@ -19,6 +19,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -38,6 +39,8 @@ from seq2seq.stage import run_stage
 from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 N_ATTENTION_MAPS = 3  # the first valid sentences, drawn after each validation
+# The state folder holds state.json beside the checkpoints on purpose.
+warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
 
 
 def build_model(model_cfg: dict, src_vocab_size: int, tgt_vocab_size: int) -> torch.nn.Module:
