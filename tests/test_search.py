@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from seq2seq.models import Seq2Seq
-from seq2seq.search import beam_search, greedy_search, gnmt_penalty
+from seq2seq.search import never_pad_or_bos, beam_search, greedy_search, gnmt_penalty
 from test_models_family import CONF_DIR, NAMES, build
 
 PAD, BOS, EOS, V = 0, 1, 2, 20
@@ -78,10 +78,12 @@ def test_nbest_lists_are_sorted_and_scored():
         scores = [s for _, s in nbest]
         assert scores == sorted(scores, reverse=True)
         assert len({tuple(h) for h, _ in nbest}) == 4
-    # The score is the summed log-prob of the tokens (and EOS) under the model, over the GNMT penalty.
+    # The score is the summed log-prob of the tokens (and EOS) under the model, over the GNMT
+    # penalty; PAD and BOS are never possible outputs, so they are out of the distribution.
     tokens, score = beam_search(model, src[:1], lens[:1], 3, 1.0, 1.5, 5)[0][0]
     tgt_in = torch.tensor([[BOS] + tokens])  # [1, T]
-    log_probs = F.log_softmax(model(src[:1], lens[:1], tgt_in), dim=-1)[0]  # [T, V]
+    logits = model(src[:1], lens[:1], tgt_in)[0]  # [T, V]
+    log_probs = F.log_softmax(never_pad_or_bos(model, logits), dim=-1)  # [T, V]
     gold = tokens + [EOS] if len(tokens) < int(1.5 * LENGTHS[0] + 5) else tokens
     total = log_probs[torch.arange(len(gold)), gold].sum().item()
     assert score == pytest.approx(total / gnmt_penalty(len(gold), 1.0), abs=1e-4)

@@ -30,6 +30,13 @@ def _until_eos(tokens: list[int], eos_id: int) -> list[int]:
     return tokens[: tokens.index(eos_id)] if eos_id in tokens else tokens
 
 
+def never_pad_or_bos(model, logits: torch.Tensor) -> torch.Tensor:
+    """logits [N, V] with PAD and BOS made impossible: neither may appear inside an output."""
+    logits = logits.clone()
+    logits[:, [model.pad_id, model.bos_id]] = float("-inf")
+    return logits
+
+
 def greedy_search(
     model, src: torch.Tensor, src_lens: torch.Tensor, max_len_a: float = 1.5, max_len_b: float = 10
 ) -> list[list[int]]:
@@ -50,7 +57,7 @@ def greedy_search(
     outputs = []
     for t in range(max(limits)):
         logits, state, _ = model.decode_step(prev, state, enc)  # [B, V]
-        prev = logits.argmax(dim=-1)  # [B]
+        prev = never_pad_or_bos(model, logits).argmax(dim=-1)  # [B]
         outputs.append(prev)
         done |= (prev == model.eos_id) | (limit <= t + 1)  # [B]
         if done.all():
@@ -102,7 +109,7 @@ def beam_search(
 
     for t in range(max(limits)):
         logits, state, _ = model.decode_step(prev, state, enc)  # [B' * K, V]
-        log_probs = F.log_softmax(logits.float(), dim=-1)  # [B' * K, V]
+        log_probs = F.log_softmax(never_pad_or_bos(model, logits.float()), dim=-1)  # [B' * K, V]
         V = log_probs.size(-1)
         cand = (scores.view(-1, 1) + log_probs).view(len(alive), K * V)  # [B', K * V]
         top_scores, top_ids = cand.topk(min(2 * K, K * V), dim=1)  # [B', 2K] best first

@@ -96,21 +96,33 @@ class EncoderDecoder(nn.Module):
         self._init_parameters()
 
     def _init_parameters(self) -> None:
-        """Xavier-uniform matrices, zero biases, LSTM forget-gate bias 1, zero padding embeddings."""
+        """Xavier-uniform matrices (per gate for RNN weights, as Joey NMT does), zero biases, LSTM
+        forget-gate bias 1; embeddings N(0, 1), or N(0, 1/emb_size) when tied to the output layer
+        (N(0, 1) logits would be huge); zero padding embeddings.
+
+        Xavier on a whole [V, E] embedding matrix would make the embeddings tiny (std about 0.015
+        for V=8000) and the RNN inputs nearly zero: training then starts very slowly."""
         for p in self.parameters():
             if p.dim() > 1:
                 nn.init.xavier_uniform_(p)
             else:
                 nn.init.zeros_(p)
         for module in self.modules():
-            if isinstance(module, nn.LSTM):  # gates are ordered (input, forget, cell, output)
+            if isinstance(module, (nn.LSTM, nn.GRU, nn.RNN)):
+                gates = {nn.LSTM: 4, nn.GRU: 3, nn.RNN: 1}[type(module)]
                 for name, p in module.named_parameters():
-                    if name.startswith("bias_ih"):
+                    if name.startswith("weight"):
+                        for chunk in p.data.chunk(gates, dim=0):
+                            nn.init.xavier_uniform_(chunk)
+                    if isinstance(module, nn.LSTM) and name.startswith("bias_ih"):  # (input, forget, cell, output)
                         n = p.size(0) // 4
-                        nn.init.ones_(p[n : 2 * n])
+                        nn.init.ones_(p.data[n : 2 * n])
+        tied = self.decoder.output_layer.weight is self.tgt_embed.weight
+        std = self.tgt_embed.weight.size(1) ** -0.5 if tied else 1.0
         with torch.no_grad():
-            self.src_embed.weight[self.pad_id].zero_()
-            self.tgt_embed.weight[self.pad_id].zero_()
+            for embed in {id(e): e for e in (self.src_embed, self.tgt_embed)}.values():
+                nn.init.normal_(embed.weight, std=std)
+                embed.weight[self.pad_id].zero_()
 
     def encode(self, src: torch.Tensor, src_lens: torch.Tensor) -> EncoderOutput:
         """src [B, S] long (padded with pad_id), src_lens [B] long -> EncoderOutput."""
