@@ -1,7 +1,11 @@
+import contextlib
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -52,3 +56,50 @@ def make_repo_copy(dest: Path) -> Path:
 @pytest.fixture(scope="session")
 def repo_copy(tmp_path_factory) -> Path:
     return make_repo_copy(tmp_path_factory.mktemp("repo"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class MlflowServer:
+    """A real `mlflow server` on 127.0.0.1 (sqlite backend, free port), for as long as needed."""
+
+    def __init__(self, folder: Path):
+        self.uri = f"http://127.0.0.1:{free_port()}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", self.uri.rsplit(":", 1)[1],
+             "--workers", "1", "--backend-store-uri", f"sqlite:///{folder / 'server.db'}",
+             "--artifacts-destination", str(folder / "artifacts")],
+            cwd=folder, env=run_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        import requests
+
+        deadline = time.time() + timeout
+        while True:
+            try:
+                if requests.get(f"{self.uri}/health", timeout=2).ok:
+                    return
+            except requests.ConnectionError:
+                pass
+            assert self.proc.poll() is None, "mlflow server exited"
+            assert time.time() < deadline, "mlflow server did not start"
+            time.sleep(1)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def mlflow_server(folder: Path):
+    server = MlflowServer(folder)
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.kill()

@@ -3,7 +3,6 @@ on an archive built in the official IWSLT layout; MLflow in sqlite and over HTTP
 
 import hashlib
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import dvc, run_env, sh
+from conftest import dvc, mlflow_server, run_env, sh
 from iwslt_fixtures import build_iwslt_archive
 
 pytestmark = pytest.mark.slow
@@ -161,40 +160,11 @@ def test_dvc_push_pull_round_trip(smoke_repo, tmp_path):
     assert "changed" not in status, status
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_mlflow_over_http(smoke_repo, tmp_path):
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}", "--artifacts-destination", str(tmp_path / "artifacts"),
-         "--workers", "1"],
-        cwd=tmp_path, env=run_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        import requests
-
-        deadline = time.time() + 120
-        while True:
-            try:
-                if requests.get(f"{uri}/health", timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert server.poll() is None, "mlflow server exited"
-            assert time.time() < deadline, "mlflow server did not start"
-            time.sleep(1)
-        dvc("repro", "--force", "--downstream", "train", cwd=smoke_repo, env=run_env(MLFLOW_TRACKING_URI=uri))
-        runs = mlflow_runs(uri)
-        assert len(runs) == 1
-        test = json.loads((smoke_repo / "data/metrics/test.json").read_text())
-        assert runs[0].data.metrics["test_bleu"] == pytest.approx(test["bleu"])
-        assert runs[0].data.params["trainer.lightning.max_epochs"] == "2"
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    with mlflow_server(tmp_path) as server:
+        dvc("repro", "--force", "--downstream", "train", cwd=smoke_repo, env=run_env(MLFLOW_TRACKING_URI=server.uri))
+        runs = mlflow_runs(server.uri)
+    assert len(runs) == 1
+    test = json.loads((smoke_repo / "data/metrics/test.json").read_text())
+    assert runs[0].data.metrics["test_bleu"] == pytest.approx(test["bleu"])
+    assert runs[0].data.params["trainer.lightning.max_epochs"] == "2"

@@ -14,7 +14,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import dvc, make_repo_copy, run_env, sh
+from conftest import MlflowServer, dvc, free_port, make_repo_copy, run_env, sh
 from iwslt_fixtures import build_iwslt_archive
 from seq2seq.config import compose
 from seq2seq.io import atomic_path
@@ -101,14 +101,6 @@ def test_a_checkpoint_of_other_settings_is_not_resumed(stages_dir, tmp_path):
     assert not (work / "state").exists()
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_unreachable_tracking_server_fails_before_training_without_leaking_credentials(stages_dir):
     uri = f"http://alice:s3cret@127.0.0.1:{free_port()}"
@@ -123,40 +115,23 @@ def test_unreachable_tracking_server_fails_before_training_without_leaking_crede
 
 @pytest.mark.slow
 def test_tracking_server_lost_mid_run_does_not_stop_training(stages_dir, tmp_path):
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}", "--artifacts-destination", str(tmp_path / "art")],
-        cwd=tmp_path, env=run_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    uri = f"http://127.0.0.1:{port}"
+    server = MlflowServer(tmp_path)
     try:
-        import requests
-
-        deadline = time.time() + 120
-        while True:
-            try:
-                if requests.get(f"{uri}/health", timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert time.time() < deadline
-            time.sleep(1)
+        server.wait_ready()
         params = stages_dir / "params_lost.yaml"
         OmegaConf.save(OmegaConf.merge(OmegaConf.load(stages_dir / "params.yaml"),
                                        {"trainer": {"lightning": {"max_epochs": 3}}}), params)
-        out_dir = stages_dir / "train"
-        train = subprocess.Popen([*train_cmd(str(params))], cwd=stages_dir, env=run_env(MLFLOW_TRACKING_URI=uri),
+        train = subprocess.Popen(train_cmd(str(params)), cwd=stages_dir, env=run_env(MLFLOW_TRACKING_URI=server.uri),
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         while not (stages_dir / "state" / "state.json").exists():  # the run exists on the server
             assert train.poll() is None, train.communicate()
             time.sleep(0.05)
     finally:
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait()
+        server.kill()
     stdout, stderr = train.communicate(timeout=600)
     assert train.returncode == 0, stderr[-3000:]
     assert "not logged" in stderr
-    assert (out_dir / "checkpoints" / "best.ckpt").exists()
+    assert (stages_dir / "train" / "checkpoints" / "best.ckpt").exists()
     assert json.loads((stages_dir / "train.json").read_text())["epochs"] == 3
 
 
