@@ -84,9 +84,9 @@ def plot_history(rows: list[dict], path: Path) -> None:
 def run_fingerprint(cfg, data: Path, tokenizer: Path) -> str:
     """Hash of everything training depends on: a checkpoint resumes only a run with the same."""
     h = hashlib.sha256()
-    keys = {k: OmegaConf.to_container(OmegaConf.select(cfg, k), resolve=True) if OmegaConf.is_config(OmegaConf.select(cfg, k))
-            else OmegaConf.select(cfg, k) for k in ("data.src", "data.tgt", "model", "trainer", "seed", "decode.max_len_a", "decode.max_len_b")}
-    h.update(json.dumps(keys, sort_keys=True).encode())
+    keys = ("data.src", "data.tgt", "model", "trainer", "seed", "decode.max_len_a", "decode.max_len_b")
+    settings = OmegaConf.to_container(OmegaConf.create({k: OmegaConf.select(cfg, k) for k in keys}), resolve=True)
+    h.update(json.dumps(settings, sort_keys=True).encode())
     for path in sorted(data.glob("train.*")) + sorted(data.glob("valid.*")) + sorted(tokenizer.glob("*.model")):
         h.update(path.name.encode())
         h.update(hashlib.sha256(path.read_bytes()).digest())
