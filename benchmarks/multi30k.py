@@ -16,8 +16,9 @@ never counts); training throughput and epochs
 (the train stage's metrics and timing files); then, in this process (torch.set_num_threads(2)), the
 best checkpoint decodes the test set greedily and with beam 5, each timed and scored with sacreBLEU.
 
-Writes <out>/results.json and <out>/results.md and prints the markdown table. Timings are only
-comparable between runs made on the same, otherwise idle machine.
+Writes <out>/results.json and <out>/results.md and prints the markdown table, which also holds the
+configurations earlier invocations ran into the same --out (so `--only NAME` one at a time builds the
+whole table). Timings are only comparable between runs made on the same, otherwise idle machine.
 """
 
 from __future__ import annotations
@@ -414,13 +415,21 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
         (work / "result.json").write_text(json.dumps(row, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
+    # The table also keeps the configurations that earlier invocations ran into the same --out
+    # (e.g. one --only NAME at a time), in the order of CONFIGS.
+    ran = {r["config"]: r for r in rows}
+    earlier = {n: read_json(out / "runs" / n / "result.json") for n in CONFIGS if n not in ran}
+    earlier = {n: r for n, r in earlier.items() if r.get("config") == n and "status" in r}
+    failed_now = any(r["status"] != "ok" for r in rows)
+    rows = [ran.get(n) or earlier[n] for n in CONFIGS if n in ran or n in earlier]
     report = table(rows)
     results = {"started": started.isoformat(timespec="seconds"), "argv": sys.argv[1:], "data": str(data),
-               "mlflow_tracking_uri": uri, "machine": machine(), "configs": rows}
+               "mlflow_tracking_uri": uri, "machine": machine(), "configs": rows,
+               "from_earlier_runs": sorted(earlier)}
     (out / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     (out / "results.md").write_text(report + "\n", encoding="utf-8")
     print("\n" + report, flush=True)
-    return 1 if any(r["status"] != "ok" for r in rows) else 0
+    return 1 if failed_now else 0
 
 
 if __name__ == "__main__":

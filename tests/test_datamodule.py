@@ -52,3 +52,11 @@ def test_collate_pads_and_adds_bos_eos():
     assert batch.src_lens.tolist() == [3, 2]
     assert batch.tgt_in.tolist() == [[BOS_ID, 10, PAD_ID], [BOS_ID, 11, 12]]
     assert batch.tgt_out.tolist() == [[10, EOS_ID, PAD_ID], [11, 12, EOS_ID]]
+    assert batch.n_tgt == 5  # target tokens + EOS, padding not counted
+
+
+def test_target_count_matches_the_unpadded_tokens_after_truncation():
+    ds = dataset()
+    batch = collate([ds[i] for i in range(len(ds))])
+    assert batch.n_tgt == int(batch.tgt_out.ne(PAD_ID).sum())
+    assert batch.to("cpu").n_tgt == batch.n_tgt

@@ -5,6 +5,7 @@ import random
 import lightning as L
 import pytest
 import sacrebleu
+import torch
 from omegaconf import OmegaConf
 
 from seq2seq.datamodule import TranslationDataModule
@@ -27,30 +28,59 @@ def corpus(n: int, seed: int = 0) -> tuple[list[str], list[str]]:
     return list(pairs), list(pairs.values())
 
 
-@pytest.mark.slow
-def test_memorizes_fifty_pairs(tmp_path):
+def memorize(folder, model_cfg: dict, epochs: int = 40, lr: float = 0.01, precision: str = "32-true",
+             output_dtypes: set | None = None):
+    """Train on 50 pairs and validate on the same 50 at the end: (model, datamodule, trainer, src, tgt).
+    `output_dtypes` collects the dtypes of the vocabulary projection's outputs seen in training."""
     src, tgt = corpus(50)
     for split in ("train", "valid", "test"):
-        (tmp_path / f"{split}.de").write_text("\n".join(src) + "\n")
-        (tmp_path / f"{split}.en").write_text("\n".join(tgt) + "\n")
-    tok = tmp_path / "tok"
+        (folder / f"{split}.de").write_text("\n".join(src) + "\n")
+        (folder / f"{split}.en").write_text("\n".join(tgt) + "\n")
+    tok = folder / "tok"
     tok.mkdir()
     tok_cfg = OmegaConf.create({"model_type": "word", "vocab_size": 40, "character_coverage": 1.0, "input_sentence_size": 1000})
     train_sentencepiece(src + tgt, tok / "src", tok_cfg, seed=0)
     (tok / "tgt.model").write_bytes((tok / "src.model").read_bytes())
 
     L.seed_everything(0)
-    dm = TranslationDataModule(tmp_path, tok, "de", "en", batch_tokens=200, cache_dir=None)
-    model = build_model({"_target_": "seq2seq.models.Seq2Seq", "emb_size": 32, "hidden_size": 64, "dropout": 0.0},
-                        dm.src_vocab_size, dm.tgt_vocab_size)
-    module = TranslationModule(model, dm.detokenize, dm.valid_refs, lr=0.01, label_smoothing=0.0, lr_patience=100)
-    trainer = L.Trainer(max_epochs=40, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, num_sanity_val_steps=0, check_val_every_n_epoch=40,
-                        use_distributed_sampler=False, accelerator="cpu", gradient_clip_val=1.0)
+    dm = TranslationDataModule(folder, tok, "de", "en", batch_tokens=200, cache_dir=None)
+    model = build_model(model_cfg, dm.src_vocab_size, dm.tgt_vocab_size)
+    if output_dtypes is not None:
+        projection = model.output_layer if hasattr(model, "output_layer") else model.decoder.output_layer
+        projection.register_forward_hook(lambda module, args, out: output_dtypes.add(out.dtype))
+    module = TranslationModule(model, dm.detokenize, dm.valid_refs, lr=lr, label_smoothing=0.0, lr_patience=100)
+    trainer = L.Trainer(max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, num_sanity_val_steps=0, check_val_every_n_epoch=epochs,
+                        use_distributed_sampler=False, accelerator="cpu", gradient_clip_val=1.0, precision=precision)
     trainer.fit(module, datamodule=dm)
+    return model, dm, trainer, src, tgt
+
+
+@pytest.mark.slow
+def test_memorizes_fifty_pairs(tmp_path):
+    model, dm, trainer, src, tgt = memorize(
+        tmp_path, {"_target_": "seq2seq.models.Seq2Seq", "emb_size": 32, "hidden_size": 64, "dropout": 0.0})
 
     hyps = translate(model, dm.sp_src, dm.sp_tgt, src, beam_size=1)
     assert sacrebleu.corpus_bleu(hyps, [tgt]).score >= 90
     beam = translate(model, dm.sp_src, dm.sp_tgt, src, beam_size=4)
     assert sacrebleu.corpus_bleu(beam, [tgt]).score >= 90
     assert trainer.callback_metrics["valid_bleu"] >= 90  # the module's own valid BLEU agrees
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model_cfg", [
+    {"_target_": "seq2seq.models.Seq2Seq", "emb_size": 32, "hidden_size": 64, "dropout": 0.0},
+    {"_target_": "seq2seq.models.Transformer", "d_model": 32, "n_heads": 2, "ff_size": 64, "enc_layers": 1,
+     "dec_layers": 1, "dropout": 0.0, "attention_dropout": 0.0, "share_embeddings": True, "tie_embeddings": True},
+], ids=["lstm", "transformer"])
+def test_bf16_mixed_precision_learns_too(tmp_path, model_cfg):
+    """trainer.lightning.precision=bf16-mixed (as on a GPU) runs on CPU autocast: training, the
+    validation's greedy search under autocast, then fp32 decoding of the trained weights."""
+    dtypes = set()
+    model, dm, trainer, src, tgt = memorize(tmp_path, model_cfg, precision="bf16-mixed", output_dtypes=dtypes)
+    assert torch.bfloat16 in dtypes  # autocast was on
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # mixed: master weights stay fp32
+    assert trainer.callback_metrics["valid_bleu"] >= 80
+    hyps = translate(model, dm.sp_src, dm.sp_tgt, src, beam_size=4)
+    assert sacrebleu.corpus_bleu(hyps, [tgt]).score >= 80

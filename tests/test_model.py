@@ -8,9 +8,9 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from model_helpers import BOS, EOS, PAD, V, padded_batch
 from seq2seq.models import BahdanauAttention, LuongAttention, Seq2Seq
 
-PAD, BOS, EOS, V = 0, 1, 2, 20
 CONF = Path(__file__).resolve().parents[1] / "conf" / "model" / "lstm_bahdanau.yaml"
 
 
@@ -18,15 +18,6 @@ def make_model(**kw) -> Seq2Seq:
     torch.manual_seed(0)
     sizes = dict(emb_size=16, hidden_size=16, enc_layers=2, dec_layers=2, dropout=0.3) | kw
     return Seq2Seq(src_vocab_size=V, tgt_vocab_size=V, pad_id=PAD, bos_id=BOS, eos_id=EOS, **sizes)
-
-
-def padded_batch(lengths: list[int], seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random token ids (no specials) padded with PAD: src [B, S], lens [B]."""
-    g = torch.Generator().manual_seed(seed)
-    lens = torch.tensor(lengths)  # [B]
-    src = torch.randint(3, V, (len(lengths), max(lengths)), generator=g)  # [B, S]
-    src[torch.arange(max(lengths)) >= lens.unsqueeze(1)] = PAD  # [B, S]
-    return src, lens
 
 
 def test_attention_weights_sum_to_one_and_are_zero_on_padding():
@@ -124,9 +115,7 @@ def test_reordering_state_and_encoder_output_follows_the_index():
         enc = model.encode(src, lens)
         state = model.init_state(enc)
         logits, state, _ = model.decode_step(torch.full((3,), BOS), state, enc)
-        reordered, _, _ = model.decode_step(
-            prev, model.reorder_state(state, index), model.reorder_encoder_output(enc, index)
-        )
+        reordered, _, _ = model.decode_step(prev, state.index_select(index), enc.index_select(index))
         direct, _, _ = model.decode_step(prev, state, enc)
     torch.testing.assert_close(reordered[:2], direct[[2, 2]])
     torch.testing.assert_close(reordered[2], direct[0])

@@ -2,13 +2,10 @@
 then what is specific to each model (Luong scores, GRU/RNN state, CNN masking, no attention,
 Transformer causality and caches, shared/tied embeddings)."""
 
-from pathlib import Path
-
 import pytest
 import torch
 import torch.nn as nn
 from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from seq2seq.config import check_model
@@ -16,25 +13,7 @@ from seq2seq.errors import ConfigError
 from seq2seq.models import ConvSeq2Seq, Seq2Seq, Transformer
 from seq2seq.search import beam_search, greedy_search
 
-PAD, BOS, EOS, V = 0, 1, 2, 20
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf" / "model"
-NAMES = sorted(p.stem for p in CONF_DIR.glob("*.yaml"))
-LENGTHS = [7, 3, 5, 1, 6, 4]
-SMALL = dict(emb_size=16, hidden_size=16, channels=16, d_model=16, ff_size=32, n_heads=2, enc_layers=2, dec_layers=2)
-
-
-def build(name: str, src_vocab_size: int = V, tgt_vocab_size: int = V, **overrides) -> nn.Module:
-    """The model of conf/model/<name>.yaml, shrunk (keeping the yaml's other settings), seeded."""
-    cfg = OmegaConf.load(CONF_DIR / f"{name}.yaml")
-    for key, value in SMALL.items():
-        if key in cfg:
-            cfg[key] = value
-    if "enc_hidden_size" in cfg and not OmegaConf.is_interpolation(cfg, "enc_hidden_size"):
-        cfg.enc_hidden_size = 8  # lstm_luong: half the decoder size, as in the yaml
-    cfg = OmegaConf.merge(cfg, overrides)
-    torch.manual_seed(0)
-    return instantiate(cfg, src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size,
-                       pad_id=PAD, bos_id=BOS, eos_id=EOS)
+from model_helpers import BOS, CONF_DIR, LENGTHS, NAMES, V, build, padded_batch, target
 
 
 def build_error(name: str, **overrides) -> str:
@@ -47,22 +26,6 @@ def build_error(name: str, **overrides) -> str:
 
 def output_layer(model: nn.Module) -> nn.Linear:
     return model.output_layer if isinstance(model, Transformer) else model.decoder.output_layer
-
-
-def padded_batch(lengths: list[int], seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random token ids (no specials) padded with PAD: src [B, S], lens [B]."""
-    g = torch.Generator().manual_seed(seed)
-    lens = torch.tensor(lengths)  # [B]
-    src = torch.randint(3, V, (len(lengths), max(lengths)), generator=g)  # [B, S]
-    src[torch.arange(max(lengths)) >= lens.unsqueeze(1)] = PAD  # [B, S]
-    return src, lens
-
-
-def target(B: int, T: int, seed: int = 2) -> torch.Tensor:
-    """tgt_in [B, T]: BOS then random tokens."""
-    tgt = torch.randint(3, V, (B, T), generator=torch.Generator().manual_seed(seed))  # [B, T]
-    tgt[:, 0] = BOS
-    return tgt
 
 
 def step_through(model: nn.Module, src: torch.Tensor, lens: torch.Tensor, tgt_in: torch.Tensor):
@@ -201,7 +164,7 @@ def test_rnn_cells_and_their_state(name, rnn):
     _, state, _ = model.decode_step(torch.full((3,), BOS), state, enc)
     assert (state.cell is None) == (rnn is not nn.LSTM)
     index = torch.tensor([2, 0])
-    reordered = model.reorder_state(state, index)
+    reordered = state.index_select(index)
     torch.testing.assert_close(reordered.hidden, state.hidden[:, index])
     assert (reordered.cell is None) == (rnn is not nn.LSTM)
 
@@ -272,7 +235,7 @@ def test_transformer_caches_grow_by_one_position_and_follow_reordering():
         assert len(state.keys) == 2 and all(k.shape == (3, 2, t + 1, 8) for k in state.keys + state.values)
     index = torch.tensor([2, 2, 0])
     prev = torch.full((3,), 5)
-    reordered_state, reordered_enc = model.reorder_state(state, index), model.reorder_encoder_output(enc, index)
+    reordered_state, reordered_enc = state.index_select(index), enc.index_select(index)
     reordered, _, _ = model.decode_step(prev, reordered_state, reordered_enc)
     direct, _, _ = model.decode_step(prev, state, enc)
     torch.testing.assert_close(reordered, direct[index], atol=1e-6, rtol=0)

@@ -1,17 +1,16 @@
 """Greedy and beam search: beam 1 == greedy, batching is invisible, limits, length penalty, learning
 (every model; tests/test_models_family.py checks the search properties for every model too)."""
 
+from typing import NamedTuple
+
 import pytest
 import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
+from model_helpers import BOS, CONF_DIR, EOS, LENGTHS, NAMES, PAD, V, build, padded_batch
 from seq2seq.models import Seq2Seq
 from seq2seq.search import never_pad_or_bos, beam_search, greedy_search, gnmt_penalty
-from test_models_family import CONF_DIR, NAMES, build
-
-PAD, BOS, EOS, V = 0, 1, 2, 20
-LENGTHS = [7, 3, 5, 1, 6, 4]
 
 
 def make_model(eos_bias: float = 1.5, **kw) -> Seq2Seq:
@@ -23,15 +22,6 @@ def make_model(eos_bias: float = 1.5, **kw) -> Seq2Seq:
         model.decoder.output_layer.weight.mul_(20)
         model.decoder.output_layer.bias[EOS] = eos_bias
     return model
-
-
-def padded_batch(lengths: list[int], seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random token ids (no specials) padded with PAD: src [B, S], lens [B]."""
-    g = torch.Generator().manual_seed(seed)
-    lens = torch.tensor(lengths)  # [B]
-    src = torch.randint(3, V, (len(lengths), max(lengths)), generator=g)  # [B, S]
-    src[torch.arange(max(lengths)) >= lens.unsqueeze(1)] = PAD  # [B, S]
-    return src, lens
 
 
 @torch.no_grad()
@@ -99,6 +89,15 @@ def test_max_length_is_per_sentence():
     assert [[len(h) for h, _ in nbest] for nbest in beam] == [[n] * 3 for n in limits]
 
 
+class Rows(NamedTuple):
+    """A tensor whose batch rows search can pick, as it does the models' encoder outputs and states."""
+
+    rows: torch.Tensor  # [B, ...]
+
+    def index_select(self, index: torch.Tensor) -> "Rows":
+        return Rows(self.rows.index_select(0, index))
+
+
 class BigramModel:
     """Fake model with the search interface: log P(next | previous token) comes from a fixed table.
 
@@ -121,19 +120,13 @@ class BigramModel:
         self.log_probs = (probs / probs.sum(-1, keepdim=True)).log()  # [8, 8]
 
     def encode(self, src, src_lens):
-        return src  # [B, S]
+        return Rows(src)  # [B, S]
 
     def init_state(self, enc):
-        return torch.zeros(enc.size(0))  # [B]
+        return Rows(torch.zeros(enc.rows.size(0)))  # [B]
 
     def decode_step(self, prev_tokens, state, enc):
-        return self.log_probs[prev_tokens], state, torch.ones_like(enc, dtype=torch.float)  # [B, V], [B], [B, S]
-
-    def reorder_state(self, state, index):
-        return state.index_select(0, index)
-
-    def reorder_encoder_output(self, enc, index):
-        return enc.index_select(0, index)
+        return self.log_probs[prev_tokens], state, torch.ones_like(enc.rows, dtype=torch.float)  # [B, V], [B], [B, S]
 
 
 def test_length_penalty_favours_longer_hypotheses_as_alpha_grows():

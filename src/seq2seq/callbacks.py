@@ -47,15 +47,15 @@ class History(Callback):
 class Throughput(Callback):
     """Target tokens (padding excluded) per second of training steps (validation not counted)."""
 
-    def __init__(self, pad_id: int):
-        self.pad_id, self.tokens, self.seconds, self._start = pad_id, 0, 0.0, 0.0
+    def __init__(self):
+        self.tokens, self.seconds, self._start = 0, 0.0, 0.0
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         self._start = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self.seconds += time.perf_counter() - self._start
-        self.tokens += int(batch.tgt_out.ne(self.pad_id).sum())
+        self.tokens += batch.n_tgt
 
     def state_dict(self) -> dict:
         return {"tokens": self.tokens, "seconds": self.seconds}

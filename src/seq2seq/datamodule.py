@@ -122,9 +122,11 @@ class Batch:
     src_lens: torch.Tensor  # [B]
     tgt_in: torch.Tensor    # [B, T] BOS + target
     tgt_out: torch.Tensor   # [B, T] target + EOS
+    n_tgt: int              # target tokens (EOS included, padding not): the loss's and throughput's count
 
     def to(self, device) -> "Batch":
-        return Batch(*(t.to(device) for t in (self.ids, self.src, self.src_lens, self.tgt_in, self.tgt_out)))
+        tensors = (self.ids, self.src, self.src_lens, self.tgt_in, self.tgt_out)
+        return Batch(*(t.to(device) for t in tensors), n_tgt=self.n_tgt)
 
 
 def _pad(seqs: list[list[int]]) -> torch.Tensor:
@@ -142,6 +144,7 @@ def collate(items: list[tuple[int, list[int], list[int]]]) -> Batch:
         src_lens=torch.tensor([len(s) for s in src], dtype=torch.long),
         tgt_in=_pad([[BOS_ID] + t for t in tgt]),
         tgt_out=_pad([t + [EOS_ID] for t in tgt]),
+        n_tgt=sum(len(t) + 1 for t in tgt),
     )
 
 

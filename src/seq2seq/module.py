@@ -59,8 +59,8 @@ class TranslationModule(L.LightningModule):
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         loss = self._loss(batch, self.label_smoothing)
-        n_tgt = int(batch.tgt_out.ne(self.model.pad_id).sum())
-        self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=n_tgt, sync_dist=True)
+        self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=batch.n_tgt,
+                 sync_dist=True)
         return loss
 
     def on_validation_epoch_start(self) -> None:
@@ -68,8 +68,7 @@ class TranslationModule(L.LightningModule):
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         nll = self._loss(batch, 0.0)  # plain cross-entropy: perplexity stays meaningful
-        n_tgt = int(batch.tgt_out.ne(self.model.pad_id).sum())
-        self.log("valid_loss", nll, on_epoch=True, batch_size=n_tgt, sync_dist=True)
+        self.log("valid_loss", nll, on_epoch=True, batch_size=batch.n_tgt, sync_dist=True)
         keep = batch.ids < (self.val_max_sentences or len(self.valid_refs))  # [B]
         if keep.any():
             hyps = greedy_search(self.model, batch.src[keep], batch.src_lens[keep], self.max_len_a, self.max_len_b)

@@ -1,8 +1,9 @@
 """Batched greedy and beam search.
 
 Works with any model exposing `encode(src, src_lens)`, `init_state(enc)`,
-`decode_step(prev_tokens [B], state, enc) -> (logits [B, V], state, attn [B, S])`,
-`reorder_state(state, index)`, `reorder_encoder_output(enc, index)` and `bos_id` / `eos_id`.
+`decode_step(prev_tokens [B], state, enc) -> (logits [B, V], state, attn [B, S])` and `pad_id` /
+`bos_id` / `eos_id`, whose encoder output and decoder state have `index_select(index [B'])`, picking
+(or repeating) batch rows, for beam reordering.
 Callers put the model in eval mode and wrap the call in `torch.no_grad()`.
 
 Lengths: a sentence of n source tokens gets at most max(1, int(a * n + b)) output tokens,
@@ -99,7 +100,7 @@ def beam_search(
     results: list[list[tuple[list[int], float]]] = [[] for _ in range(B)]
 
     enc = model.encode(src, src_lens)
-    enc = model.reorder_encoder_output(enc, torch.arange(B, device=device).repeat_interleave(K))  # [B * K] rows
+    enc = enc.index_select(torch.arange(B, device=device).repeat_interleave(K))  # [B * K] rows
     state = model.init_state(enc)
     alive = list(range(B))  # sentence ids still being searched, B' of them
     scores = torch.full((B, K), float("-inf"), device=device)  # [B', K] summed log-probs
@@ -123,7 +124,7 @@ def beam_search(
         prev = top_tokens.gather(1, keep).view(-1)  # [B' * K]
         scores = top_scores.gather(1, keep)  # [B', K]
         old_seqs, seqs = seqs, torch.cat([seqs[rows], prev.unsqueeze(1)], dim=1)  # [B' * K, t + 1]
-        state = model.reorder_state(state, rows)
+        state = state.index_select(rows)
 
         # Set finished hypotheses aside; decide which sentences are done (one host sync per step).
         penalty = gnmt_penalty(t + 1, length_penalty)
@@ -150,6 +151,6 @@ def beam_search(
             alive = [alive[i] for i in still]
             scores = scores.index_select(0, index)  # [B'', K]
             seqs, prev = seqs.index_select(0, flat), prev.index_select(0, flat)  # [B'' * K, t + 1], [B'' * K]
-            state = model.reorder_state(state, flat)
-            enc = model.reorder_encoder_output(enc, flat)
+            state = state.index_select(flat)
+            enc = enc.index_select(flat)
     return results

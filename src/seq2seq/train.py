@@ -139,7 +139,7 @@ def run(cfg, data: Path, tokenizer: Path, out: Path, metrics: Path, state_dir: P
     logger = tracking.TolerantMLFlowLogger(tracking_uri=uri, run_id=run_id, experiment_name=cfg.mlflow.experiment_name)
     meta = {"model": model_cfg, "src_vocab_size": dm.src_vocab_size, "tgt_vocab_size": dm.tgt_vocab_size,
             "src": cfg.data.src, "tgt": cfg.data.tgt}
-    history, throughput = History(), Throughput(PAD_ID)
+    history, throughput = History(), Throughput()
     keep = KeepLastWeights(t.average_last) if t.average_last > 0 else None
     map_sources = [s for s in dm.dataset("valid").src[:N_ATTENTION_MAPS]]
     start = time.time()

@@ -1,9 +1,10 @@
 """What the recurrent-decoder models share: embeddings (shared / tied), initialisation, the search
 interface and teacher forcing. Subclasses only build an encoder and call this constructor.
 
-Search (seq2seq.search) calls `encode`, `init_state`, `decode_step`, `reorder_state` and
-`reorder_encoder_output`; training calls `forward`. Both go through the decoder's one-token `step`
-(or, without input feeding, its batched equivalent), and the vocabulary projection `logits`.
+Search (seq2seq.search) calls `encode`, `init_state` and `decode_step`, and reorders beams with
+`EncoderOutput.index_select` / `DecoderState.index_select`; training calls `forward`. Both go
+through the decoder's one-token `step` (or, without input feeding, its batched equivalent), and
+the vocabulary projection `logits`.
 """
 
 from __future__ import annotations
@@ -144,14 +145,6 @@ class EncoderDecoder(nn.Module):
         prev_embed = self.emb_dropout(self.tgt_embed(prev_tokens))  # [B, E]
         att_vector, state, weights = self.decoder.step(prev_embed, state, enc)  # [B, H], state, [B, S]
         return self.decoder.logits(att_vector), state, weights  # [B, V], state, [B, S]
-
-    def reorder_state(self, state: DecoderState, index: torch.Tensor) -> DecoderState:
-        """Select decoder-state rows: index [B'] long (e.g. the beams that survive a step)."""
-        return state.index_select(index)
-
-    def reorder_encoder_output(self, enc: EncoderOutput, index: torch.Tensor) -> EncoderOutput:
-        """Select encoder-output rows: index [B'] long (e.g. repeat each sentence beam_size times)."""
-        return enc.index_select(index)
 
     def forward(
         self, src: torch.Tensor, src_lens: torch.Tensor, tgt_in: torch.Tensor, return_attention: bool = False

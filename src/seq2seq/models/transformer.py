@@ -253,14 +253,6 @@ class Transformer(nn.Module):
         logits, state, weights = self._decode(x, state, enc, self_mask=None)  # [B, 1, V], state, [B, 1, S]
         return logits.squeeze(1), state, weights.squeeze(1)
 
-    def reorder_state(self, state: TransformerState, index: torch.Tensor) -> TransformerState:
-        """Select cache rows: index [B'] long (e.g. the beams that survive a step)."""
-        return state.index_select(index)
-
-    def reorder_encoder_output(self, enc: TransformerEncoderOutput, index: torch.Tensor) -> TransformerEncoderOutput:
-        """Select encoder-output rows: index [B'] long (e.g. repeat each sentence beam_size times)."""
-        return enc.index_select(index)
-
     def forward(
         self, src: torch.Tensor, src_lens: torch.Tensor, tgt_in: torch.Tensor, return_attention: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:

@@ -1,0 +1,57 @@
+"""benchmarks/multi30k.py on a tiny Multi30k-shaped folder: every stage runs, the table reports each
+configuration, and a later `--only NAME` keeps the rows that earlier invocations wrote."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import run_env, sh
+from test_learning import WORDS, corpus
+
+REPO = Path(__file__).resolve().parents[1]
+FRENCH = {"the": "le", "dog": "chien", "cat": "chat", "sees": "voit", "likes": "aime", "a": "un", "red": "rouge",
+          "small": "petit", "ball": "balle", "man": "homme", "woman": "femme", "house": "maison"}
+
+
+def multi30k_folder(folder: Path) -> Path:
+    """train / val / test_2016_flickr .{de,en,fr} as in Multi30k's release, word-for-word 'translations'."""
+    assert set(FRENCH) == set(WORDS.values())
+    de, en = corpus(260, seed=3)
+    fr = [" ".join(FRENCH[w] for w in line.split()) for line in en]
+    folder.mkdir()
+    for split, rows in (("train", slice(0, 200)), ("val", slice(200, 230)), ("test_2016_flickr", slice(230, 260))):
+        for lang, lines in (("de", de), ("en", en), ("fr", fr)):
+            (folder / f"{split}.{lang}").write_text("".join(s + "\n" for s in lines[rows]), encoding="utf-8")
+    return folder
+
+
+def benchmark(data: Path, out: Path, *only: str) -> dict:
+    sh([sys.executable, str(REPO / "benchmarks" / "multi30k.py"), "--data", str(data), "--out", str(out),
+        "--only", *only, "--recipe-override", "experiment=smoke", "--extra-overrides", "tokenizer.vocab_size=60",
+        "trainer.lightning.max_epochs=1"], cwd=REPO, env=run_env(), timeout=600)
+    return json.loads((out / "results.json").read_text())
+
+
+@pytest.mark.slow
+def test_benchmark_reports_each_configuration_and_keeps_earlier_rows(tmp_path):
+    data, out = multi30k_folder(tmp_path / "multi30k"), tmp_path / "results"
+
+    first = benchmark(data, out, "lstm")
+    (row,) = first["configs"]
+    assert row["config"] == "lstm" and row["status"] == "ok" and row["direction"] == "de→en"
+    assert row["epochs"] == 1 and row["train_tgt_tokens_per_s"] > 0
+    assert 0 <= row["bleu_greedy"] <= 100 and 0 <= row["bleu_beam5"] <= 100
+    assert row["bleu_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a")
+    assert len((out / "runs" / "lstm" / "hyps.beam5.txt").read_text().splitlines()) == 30
+    assert (out / "corpus" / "valid.de").is_symlink()  # the corpus is linked, never copied
+    assert (out / "corpus" / "valid.de").resolve() == (data / "val.de").resolve()
+
+    second = benchmark(data, out, "lstm_en_fr")
+    assert [r["config"] for r in second["configs"]] == ["lstm", "lstm_en_fr"]
+    assert second["from_earlier_runs"] == ["lstm"]
+    assert second["configs"][0] == row
+    assert second["configs"][1]["direction"] == "en→fr" and second["configs"][1]["status"] == "ok"
+    table = (out / "results.md").read_text().splitlines()
+    assert [line.split("|")[1].strip() for line in table if line.startswith("| lstm")] == ["lstm", "lstm_en_fr"]
