@@ -1,5 +1,6 @@
 """benchmarks/multi30k.py on a tiny Multi30k-shaped folder: every stage runs, the table reports each
-configuration, and a later `--only NAME` keeps the rows that earlier invocations wrote."""
+configuration, and a later `--only NAME` keeps the rows that earlier invocations wrote; then
+benchmarks/decode_speed.py on the trained run."""
 
 import json
 import sys
@@ -55,3 +56,11 @@ def test_benchmark_reports_each_configuration_and_keeps_earlier_rows(tmp_path):
     assert second["configs"][1]["direction"] == "en→fr" and second["configs"][1]["status"] == "ok"
     table = (out / "results.md").read_text().splitlines()
     assert [line.split("|")[1].strip() for line in table if line.startswith("| lstm")] == ["lstm", "lstm_en_fr"]
+
+    speed = sh([sys.executable, str(REPO / "benchmarks" / "decode_speed.py"), str(out / "runs" / "lstm"),
+                "--batch-sizes", "3", "16", "--beams", "1", "2", "--repeat", "1"], cwd=REPO, env=run_env())
+    rows = [line.split("|")[1:-1] for line in speed.stdout.splitlines() if line.startswith("| ") and "---" not in line]
+    results = {(int(beam), int(batch)): float(bleu) for beam, batch, _, bleu in rows[1:]}
+    assert sorted(results) == [(1, 3), (1, 16), (2, 3), (2, 16)]
+    assert results[(1, 3)] == results[(1, 16)] == pytest.approx(row["bleu_greedy"], abs=0.01)  # batching is invisible
+    assert results[(2, 3)] == results[(2, 16)]
