@@ -19,6 +19,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+from multi30k import load_trained  # noqa: E402  (this folder is on sys.path when run as a script)
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -31,22 +33,14 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from seq2seq.config import load_params
-    from seq2seq.datamodule import load_sp
     from seq2seq.evaluate import score, translate
-    from seq2seq.io import read_lines
-    from seq2seq.train import load_model
 
     run = args.run.resolve()
     checkpoint = run / "train" / "checkpoints" / "best.ckpt"
     if not checkpoint.is_file():
         sys.exit(f"error: {checkpoint} not found: RUN must be a trained work folder of benchmarks/multi30k.py")
-    cfg = load_params(run / "params.yaml")
     torch.set_num_threads(args.threads)
-    model, _ = load_model(checkpoint)
-    sp_src, sp_tgt = load_sp(run / "tokenizer", "src"), load_sp(run / "tokenizer", "tgt")
-    sources = read_lines(run / "prepared" / f"test.{cfg.data.src}")
-    refs = read_lines(run / "prepared" / f"test.{cfg.data.tgt}")
+    cfg, model, sp_src, sp_tgt, sources, refs = load_trained(run)
     d = cfg.decode
 
     print(f"{run.name}: {len(sources)} test sentences, {args.threads} threads, best of {args.repeat}")

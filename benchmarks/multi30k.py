@@ -195,6 +195,22 @@ def log_to_mlflow(uri: str, run_file: Path, name: str, row: dict) -> None:
 
 
 # --- one configuration -----------------------------------------------------------------------
+def load_trained(work: Path):
+    """A trained work folder: (params, best model, source and target SentencePiece, test sources,
+    test references). Imports seq2seq (and torch) only when called."""
+    from seq2seq.config import load_params
+    from seq2seq.datamodule import load_sp
+    from seq2seq.io import read_lines
+    from seq2seq.train import load_model
+
+    cfg = load_params(work / "params.yaml")
+    model, _ = load_model(work / "train" / "checkpoints" / "best.ckpt")
+    sp_src, sp_tgt = load_sp(work / "tokenizer", "src"), load_sp(work / "tokenizer", "tgt")
+    sources = read_lines(work / "prepared" / f"test.{cfg.data.src}")
+    refs = read_lines(work / "prepared" / f"test.{cfg.data.tgt}")
+    return cfg, model, sp_src, sp_tgt, sources, refs
+
+
 def run_config(name: str, overrides: list[str], src: str, tgt: str, work: Path, env: dict) -> dict:
     row: dict = {"config": name, "direction": f"{src}→{tgt}", "overrides": overrides, "status": "ok",
                  "work_dir": str(work), "stages": {}}
@@ -250,13 +266,10 @@ def run_config(name: str, overrides: list[str], src: str, tgt: str, work: Path, 
     try:
         import torch
 
-        from seq2seq.config import load_params
-        from seq2seq.datamodule import load_sp
         from seq2seq.evaluate import score, translate
-        from seq2seq.io import read_lines
-        from seq2seq.train import load_model
 
-        cfg = load_params(params)
+        torch.set_num_threads(2)
+        cfg, model, sp_src, sp_tgt, sources, refs = load_trained(work)
         train_metrics = {**read_json(work / "train" / "timing.json"), **read_json(work / "metrics" / "train.json")}
         row["train_metrics"] = train_metrics
         row["test_metrics_evaluate_stage"] = read_json(work / "metrics" / "test.json")
@@ -267,12 +280,7 @@ def run_config(name: str, overrides: list[str], src: str, tgt: str, work: Path, 
         row["train_tgt_tokens_per_s"] = round(tps, 1) if tps is not None else None
         row["max_time"] = cfg.trainer.lightning.max_time
 
-        torch.set_num_threads(2)
-        model, _ = load_model(work / "train" / "checkpoints" / "best.ckpt")
         row["params_millions"] = round(sum(p.numel() for p in model.parameters()) / 1e6, 2)
-        sp_src, sp_tgt = load_sp(work / "tokenizer", "src"), load_sp(work / "tokenizer", "tgt")
-        sources = read_lines(work / "prepared" / f"test.{src}")
-        refs = read_lines(work / "prepared" / f"test.{tgt}")
         d = cfg.decode
         row["decode"] = {"batch_size": d.batch_size, "length_penalty": d.length_penalty, "max_len_a": d.max_len_a,
                          "max_len_b": d.max_len_b, "sentences": len(sources), "threads": torch.get_num_threads()}

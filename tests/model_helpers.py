@@ -7,6 +7,8 @@ import torch.nn as nn
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from seq2seq.models import Transformer
+
 PAD, BOS, EOS, V = 0, 1, 2, 20
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf" / "model"
 NAMES = sorted(p.stem for p in CONF_DIR.glob("*.yaml"))
@@ -26,6 +28,11 @@ def build(name: str, src_vocab_size: int = V, tgt_vocab_size: int = V, **overrid
     torch.manual_seed(0)
     return instantiate(cfg, src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size,
                        pad_id=PAD, bos_id=BOS, eos_id=EOS)
+
+
+def output_layer(model: nn.Module) -> nn.Linear:
+    """The vocabulary projection: the Transformer's own, or the recurrent decoder's."""
+    return model.output_layer if isinstance(model, Transformer) else model.decoder.output_layer
 
 
 def padded_batch(lengths: list[int], seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_env, sh
+from conftest import ROOT as REPO, run_env, sh
 from test_learning import WORDS, corpus
 
-REPO = Path(__file__).resolve().parents[1]
 FRENCH = {"the": "le", "dog": "chien", "cat": "chat", "sees": "voit", "likes": "aime", "a": "un", "red": "rouge",
           "small": "petit", "ball": "balle", "man": "homme", "woman": "femme", "house": "maison"}
 

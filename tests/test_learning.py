@@ -8,6 +8,7 @@ import sacrebleu
 import torch
 from omegaconf import OmegaConf
 
+from model_helpers import output_layer
 from seq2seq.datamodule import TranslationDataModule
 from seq2seq.evaluate import translate
 from seq2seq.module import TranslationModule
@@ -46,8 +47,7 @@ def memorize(folder, model_cfg: dict, epochs: int = 40, lr: float = 0.01, precis
     dm = TranslationDataModule(folder, tok, "de", "en", batch_tokens=200, cache_dir=None)
     model = build_model(model_cfg, dm.src_vocab_size, dm.tgt_vocab_size)
     if output_dtypes is not None:
-        projection = model.output_layer if hasattr(model, "output_layer") else model.decoder.output_layer
-        projection.register_forward_hook(lambda module, args, out: output_dtypes.add(out.dtype))
+        output_layer(model).register_forward_hook(lambda module, args, out: output_dtypes.add(out.dtype))
     module = TranslationModule(model, dm.detokenize, dm.valid_refs, lr=lr, label_smoothing=0.0, lr_patience=100)
     trainer = L.Trainer(max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, num_sanity_val_steps=0, check_val_every_n_epoch=epochs,

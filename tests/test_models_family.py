@@ -13,7 +13,7 @@ from seq2seq.errors import ConfigError
 from seq2seq.models import ConvSeq2Seq, Seq2Seq, Transformer
 from seq2seq.search import beam_search, greedy_search
 
-from model_helpers import BOS, CONF_DIR, LENGTHS, NAMES, V, build, padded_batch, target
+from model_helpers import BOS, CONF_DIR, LENGTHS, NAMES, V, build, output_layer, padded_batch, target
 
 
 def build_error(name: str, **overrides) -> str:
@@ -22,10 +22,6 @@ def build_error(name: str, **overrides) -> str:
         build(name, **overrides)
     assert isinstance(info.value.__cause__, ValueError)
     return str(info.value.__cause__)
-
-
-def output_layer(model: nn.Module) -> nn.Linear:
-    return model.output_layer if isinstance(model, Transformer) else model.decoder.output_layer
 
 
 def step_through(model: nn.Module, src: torch.Tensor, lens: torch.Tensor, tgt_in: torch.Tensor):
