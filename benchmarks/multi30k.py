@@ -279,6 +279,7 @@ def run_config(name: str, overrides: list[str], src: str, tgt: str, work: Path, 
             tps = train_metrics["train_tgt_tokens"] / train_metrics["train_seconds"]
         row["train_tgt_tokens_per_s"] = round(tps, 1) if tps is not None else None
         row["max_time"] = cfg.trainer.lightning.max_time
+        row["precision"] = cfg.trainer.lightning.precision
 
         row["params_millions"] = round(sum(p.numel() for p in model.parameters()) / 1e6, 2)
         d = cfg.decode
@@ -303,7 +304,7 @@ def run_config(name: str, overrides: list[str], src: str, tgt: str, work: Path, 
 
 
 # --- report ----------------------------------------------------------------------------------
-COLUMNS = ["config", "direction", "params (M)", "epochs", "train tgt tok/s", "BLEU greedy", f"BLEU beam{BEAM}",
+COLUMNS = ["config", "direction", "precision", "params (M)", "epochs", "train tgt tok/s", "BLEU greedy", f"BLEU beam{BEAM}",
            f"chrF beam{BEAM}", "decode sent/s greedy", f"decode sent/s beam{BEAM}", "peak RSS MiB", "wall time min"]
 
 
@@ -316,13 +317,13 @@ def fmt(value, digits: int = 1) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "|".join(" --- " if i < 2 else " ---: " for i in range(len(COLUMNS))) + "|"]
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "|".join(" --- " if i < 3 else " ---: " for i in range(len(COLUMNS))) + "|"]
     for r in rows:
         if r["status"] != "ok":
             cells = [f"{r['config']} (**failed: {r.get('failed_stage', '?')}**)", r["direction"]] + ["—"] * (len(COLUMNS) - 2)
         else:
             wall = r.get("pipeline_seconds")
-            cells = [r["config"], r["direction"], fmt(r.get("params_millions"), 2), fmt(r.get("epochs")),
+            cells = [r["config"], r["direction"], fmt(r.get("precision")), fmt(r.get("params_millions"), 2), fmt(r.get("epochs")),
                      fmt(r.get("train_tgt_tokens_per_s"), 0), fmt(r.get("bleu_greedy"), 2), fmt(r.get(f"bleu_beam{BEAM}"), 2),
                      fmt(r.get(f"chrf_beam{BEAM}"), 2), fmt(r.get("decode_sent_per_s_greedy")),
                      fmt(r.get(f"decode_sent_per_s_beam{BEAM}")), fmt(r.get("peak_rss_mib"), 0),

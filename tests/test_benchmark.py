@@ -41,7 +41,7 @@ def test_benchmark_reports_each_configuration_and_keeps_earlier_rows(tmp_path):
     first = benchmark(data, out, "lstm")
     (row,) = first["configs"]
     assert row["config"] == "lstm" and row["status"] == "ok" and row["direction"] == "de→en"
-    assert row["epochs"] == 1 and row["train_tgt_tokens_per_s"] > 0
+    assert row["epochs"] == 1 and row["train_tgt_tokens_per_s"] > 0 and row["precision"] == "32-true"
     assert 0 <= row["bleu_greedy"] <= 100 and 0 <= row["bleu_beam5"] <= 100
     assert row["bleu_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a")
     assert len((out / "runs" / "lstm" / "hyps.beam5.txt").read_text().splitlines()) == 30

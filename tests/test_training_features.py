@@ -99,3 +99,19 @@ def test_credentials_in_tracking_uris_are_masked(uri, shown):
 
     assert redact(uri) == shown
     assert redact(f"error talking to {uri}: refused") == f"error talking to {shown}: refused"
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_on_a_cpu_without_native_bf16_is_warned_about(monkeypatch, native):
+    from seq2seq.train import slow_cpu_bf16_warning
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    cfg = lambda **kw: OmegaConf.create({"accelerator": "cpu", "precision": "bf16-mixed", **kw})  # noqa: E731
+    message = slow_cpu_bf16_warning(cfg())
+    if native:
+        assert message is None
+    else:
+        assert "trainer.lightning.precision=bf16-mixed" in message and "32-true" in message
+    assert slow_cpu_bf16_warning(cfg(precision="32-true")) is None
+    assert slow_cpu_bf16_warning(cfg(accelerator="gpu")) is None
