@@ -1,4 +1,4 @@
-"""Schedules, weight averaging and throughput counting of the train stage."""
+"""Schedules, weight averaging, throughput counting and the precision warning of the train stage."""
 
 import pytest
 import torch
@@ -8,6 +8,7 @@ from seq2seq.callbacks import KeepLastWeights
 from seq2seq.config import compose, validate
 from seq2seq.errors import ConfigError
 from seq2seq.module import TranslationModule
+from seq2seq.train import slow_cpu_bf16_warning
 
 
 class Tiny(torch.nn.Module):
@@ -103,8 +104,6 @@ def test_credentials_in_tracking_uris_are_masked(uri, shown):
 
 @pytest.mark.parametrize("native", [True, False])
 def test_bf16_on_a_cpu_without_native_bf16_is_warned_about(monkeypatch, native):
-    from seq2seq.train import slow_cpu_bf16_warning
-
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
     cfg = lambda **kw: OmegaConf.create({"accelerator": "cpu", "precision": "bf16-mixed", **kw})  # noqa: E731
