@@ -25,6 +25,7 @@ from pathlib import Path
 import lightning as L
 import torch
 from hydra.utils import instantiate
+from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from omegaconf import OmegaConf
 
@@ -58,15 +59,14 @@ def load_model(checkpoint: str | Path) -> tuple[torch.nn.Module, dict]:
     return model.eval(), meta
 
 
-def slow_cpu_bf16_warning(lightning_cfg) -> str | None:
+def slow_cpu_bf16_warning(on_cpu: bool, precision: str) -> str | None:
     """A warning when bf16 autocast would run on a CPU without native bf16 (AVX512-BF16 or AMX):
     there it is emulated and slower than fp32, the opposite of what the setting is for."""
-    on_cpu = lightning_cfg.accelerator == "cpu" or (lightning_cfg.accelerator == "auto" and not torch.cuda.is_available())
-    if not (on_cpu and str(lightning_cfg.precision).startswith("bf16")):
+    if not (on_cpu and str(precision).startswith("bf16")):
         return None
     if torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported():
         return None
-    return (f"trainer.lightning.precision={lightning_cfg.precision} on a CPU without AVX512-BF16 or AMX: bf16 is "
+    return (f"trainer.lightning.precision={precision} on a CPU without AVX512-BF16 or AMX: bf16 is "
             "emulated there and slower than fp32; set trainer.lightning.precision=32-true")
 
 
@@ -120,8 +120,6 @@ def resumable(state_dir: Path, fingerprint: str) -> dict | None:
 def run(cfg, data: Path, tokenizer: Path, out: Path, metrics: Path, state_dir: Path = Path("data/.train_state")) -> None:
     L.seed_everything(cfg.seed, workers=True)
     t = cfg.trainer
-    if (message := slow_cpu_bf16_warning(t.lightning)) is not None:
-        warnings.warn(message, stacklevel=1)
     dm = TranslationDataModule(data, tokenizer, cfg.data.src, cfg.data.tgt, t.batch_tokens, t.max_len,
                                t.num_workers, cfg.seed, val_max_sentences=t.val_max_sentences)
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
@@ -176,6 +174,9 @@ def run(cfg, data: Path, tokenizer: Path, out: Path, metrics: Path, state_dir: P
             use_distributed_sampler=False,
             default_root_dir=scratch,
         )
+        # the accelerator and precision Lightning resolved ("auto" included)
+        if (message := slow_cpu_bf16_warning(isinstance(trainer.accelerator, CPUAccelerator), trainer.precision)):
+            warnings.warn(message, stacklevel=1)
         trainer.fit(module, datamodule=dm, ckpt_path=str(state_dir / "last.ckpt") if resume else None)
         if not rank_zero:
             return
