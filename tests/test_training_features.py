@@ -113,3 +113,17 @@ def test_bf16_on_a_cpu_without_native_bf16_is_warned_about(monkeypatch, native):
         assert "trainer.lightning.precision=bf16-mixed" in message and "32-true" in message
     assert slow_cpu_bf16_warning(True, "32-true") is None
     assert slow_cpu_bf16_warning(False, "bf16-mixed") is None  # a GPU
+
+
+def test_lightning_prints_no_cloud_logger_advertisement(caplog):
+    import logging
+
+    import lightning as L
+
+    import seq2seq.train  # noqa: F401 - installs the filter, as the train stage does
+
+    with caplog.at_level(logging.INFO):
+        L.Trainer(logger=False, accelerator="cpu", enable_progress_bar=False, enable_checkpointing=False)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("GPU available" in m for m in messages), messages  # Lightning's other info still shows
+    assert not any("litlogger" in m for m in messages), messages

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -42,6 +43,16 @@ from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
 N_ATTENTION_MAPS = 3  # the first valid sentences, drawn after each validation
 # The state folder holds state.json beside the checkpoints on purpose.
 warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+
+
+class NoAdvertisement(logging.Filter):
+    """Drops Lightning's "💡 Tip: ... try installing litlogger" line, printed by every Trainer."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(NoAdvertisement())
 
 
 def build_model(model_cfg: dict, src_vocab_size: int, tgt_vocab_size: int) -> torch.nn.Module:
