@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from mlflow import MlflowClient
 
 from conftest import dvc, mlflow_server, run_env, sh
 from iwslt_fixtures import build_iwslt_archive
@@ -50,17 +51,17 @@ def test_exp_run_reports_metrics_to_dvc(smoke_repo):
     for rev in shown.values():
         for path, content in rev["data"].items():
             metrics[path] = content["data"]
-    test = metrics["data/metrics/test.json"]
+    test = metrics["metrics/test.json"]
     assert 0 <= test["bleu"] <= 100 and test["bleu_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a")
     assert "chrf" in test and "ter" in test
-    prepare = metrics["data/metrics/prepare.json"]
+    prepare = metrics["metrics/prepare.json"]
     assert prepare["test"] > 0 and prepare["train"] > prepare["valid"] > 0
-    assert metrics["data/metrics/train.json"]["epochs"] == 2
+    assert metrics["metrics/train.json"]["epochs"] == 2
     hyps = (smoke_repo / "data/evaluate/hyps.txt").read_text(encoding="utf-8").splitlines()
     assert len(hyps) == prepare["test"]
     assert (smoke_repo / "data/train/checkpoints/best.ckpt").exists()
     assert (smoke_repo / "data/train/checkpoints/last.ckpt").exists()
-    history = (smoke_repo / "data/train/history.csv").read_text().splitlines()
+    history = (smoke_repo / "plots/history.csv").read_text().splitlines()
     assert history[0].startswith("epoch,") and len(history) == 3
 
 
@@ -70,7 +71,7 @@ def test_bleu_is_scored_on_detokenized_hypotheses_against_raw_references(smoke_r
     hyps = (smoke_repo / "data/evaluate/hyps.txt").read_text(encoding="utf-8").splitlines()
     refs = (smoke_repo / "data/prepared/test.en").read_text(encoding="utf-8").splitlines()
     assert not any("▁" in h for h in hyps), "hypotheses still hold SentencePiece pieces"
-    test = json.loads((smoke_repo / "data/metrics/test.json").read_text())
+    test = json.loads((smoke_repo / "metrics/test.json").read_text())
     assert test["bleu"] == pytest.approx(round(sacrebleu.corpus_bleu(hyps, [refs]).score, 4))
     assert test["chrf"] == pytest.approx(round(sacrebleu.corpus_chrf(hyps, [refs]).score, 4))
 
@@ -78,10 +79,10 @@ def test_bleu_is_scored_on_detokenized_hypotheses_against_raw_references(smoke_r
 def test_learning_curves_are_dvc_plots(smoke_repo):
     plots = json.loads(dvc("plots", "show", "--json", cwd=smoke_repo).stdout)
     assert not plots.get("errors"), plots.get("errors")
-    bleu = plots["data"]["Validation BLEU"][0]["content"]["data"]["values"]
+    bleu = plots["data"]["plots/history.csv"][0]["content"]["data"]["values"]
     assert [row["epoch"] for row in bleu] == ["1", "2"]
     images = {name for name in plots["data"] if name.endswith(".png")}
-    assert set(plots["data"]) - images == {"Learning curves (loss)", "Validation BLEU"}
+    assert set(plots["data"]) - images == {"Learning curves (loss)", "plots/history.csv"}
     assert images == {f"data/train/attention/sentence_{i}.png" for i in range(3)}, images
     png = (smoke_repo / "data/train/attention/sentence_0.png").read_bytes()
     assert png.startswith(b"\x89PNG")
@@ -91,7 +92,7 @@ def test_mlflow_sqlite_holds_the_run(smoke_repo):
     runs = mlflow_runs(f"sqlite:///{smoke_repo / 'mlflow.db'}")
     assert len(runs) == 1
     run = runs[0]
-    test = json.loads((smoke_repo / "data/metrics/test.json").read_text())
+    test = json.loads((smoke_repo / "metrics/test.json").read_text())
     assert run.data.metrics["test_bleu"] == pytest.approx(test["bleu"])
     assert run.data.tags["test_bleu_signature"] == test["bleu_signature"]
     assert run.data.params["model.hidden_size"] == "128"  # the smoke overlay, resolved
@@ -108,29 +109,125 @@ def test_mlflow_sqlite_holds_the_run(smoke_repo):
     assert {a.path for a in maps} == {f"attention/epoch_002/sentence_{i}.png" for i in range(3)}
 
 
-def test_queued_experiment_shows_up_and_logs_to_the_same_store(smoke_repo, data_overrides):
-    """`dvc exp run --queue` + `dvc queue start` run in a temporary copy under .dvc/tmp; the run
-    must land in the repository's own mlflow.db, not in a store that vanishes with the copy."""
-    dvc("exp", "run", "--queue", "-S", "experiment=smoke", *data_overrides, "-S", "decode.beam_size=1",
-        "-S", "trainer.average_last=2", "-S", "decode.checkpoint=averaged", cwd=smoke_repo)
-    dvc("queue", "start", cwd=smoke_repo)
+def experiments(repo: Path) -> dict[str, dict]:
+    """name → the `data` of each experiment row of `dvc exp show --json` (params, metrics)."""
+    shown = json.loads(dvc("exp", "show", "--json", cwd=repo).stdout)
+    return {rev["name"]: rev["data"] for baseline in shown for exp in baseline.get("experiments") or []
+            for rev in exp["revs"]}
+
+
+def exp_metrics(data: dict) -> dict:
+    return data["metrics"]["metrics/test.json"]["data"]
+
+
+def beam(data: dict) -> int:
+    return data["params"]["params.yaml"]["data"]["decode"]["beam_size"]
+
+
+def runs_by_name(uri: str) -> dict:
+    return {r.data.tags["dvc.exp_name"]: r for r in mlflow_runs(uri)}
+
+
+@pytest.fixture(scope="module")
+def decode_only(smoke_repo, data_overrides) -> dict:
+    """A second experiment that only changes a decode param: DVC reuses the trained model."""
+    db = f"sqlite:///{smoke_repo / 'mlflow.db'}"
+    (first,) = mlflow_runs(db)
+    before = {"params": dict(first.data.params), "metrics": dict(first.data.metrics),
+              "bleu_history": [m.value for m in MlflowClient(db).get_metric_history(first.info.run_id, "test_bleu")]}
+    proc = dvc("exp", "run", "-S", "experiment=smoke", *data_overrides, "-S", "decode.beam_size=1", cwd=smoke_repo)
+    assert "Stage 'train' didn't change, skipping" in proc.stdout + proc.stderr
+    return {"first": first, "before": before, "db": db}
+
+
+def test_decode_only_experiment_gets_a_run_of_its_own(smoke_repo, decode_only):
+    runs = mlflow_runs(decode_only["db"])
+    assert len(runs) == 2
+    first, second = runs
+    old = decode_only["before"]
+    # the first run is exactly as it was
+    assert first.info.run_id == decode_only["first"].info.run_id
+    assert dict(first.data.params) == old["params"] and dict(first.data.metrics) == old["metrics"]
+    assert [m.value for m in MlflowClient(decode_only["db"]).get_metric_history(first.info.run_id, "test_bleu")] == old["bleu_history"]
+    # the second: the new decode params, the training params of the model it used, its own scores
+    assert (first.data.params["decode.beam_size"], second.data.params["decode.beam_size"]) == ("2", "1")
+    train_keys = {k for k in first.data.params if k.startswith(("model.", "trainer.", "tokenizer.", "data.")) or k == "seed"}
+    assert train_keys and {k: second.data.params[k] for k in train_keys} == {k: first.data.params[k] for k in train_keys}
+    test = json.loads((smoke_repo / "metrics/test.json").read_text())
+    assert second.data.metrics["test_bleu"] == pytest.approx(test["bleu"])
+    assert second.data.tags["seq2seq.model_run_id"] == first.info.run_id
+    ckpt = hashlib.md5((smoke_repo / "data/train/checkpoints/best.ckpt").read_bytes()).hexdigest()
+    assert second.data.tags["seq2seq.checkpoint_md5"] == first.data.tags["seq2seq.checkpoint_md5"] == ckpt
+    assert second.data.tags["dvc.exp_name"] != first.data.tags["dvc.exp_name"]
+
+
+def test_dvc_compares_the_two_experiments(smoke_repo, decode_only):
+    """Each experiment's commit holds its own metrics and plot data (outside the git-ignored data/):
+    dvc exp show, metrics diff and plots diff show both, and exp apply restores one's metrics."""
+    exps = experiments(smoke_repo)
+    runs = runs_by_name(decode_only["db"])
+    assert set(exps) == set(runs) and len(exps) == 2
+    for name, data in exps.items():  # every row's numbers are its own run's
+        metrics = exp_metrics(data)
+        assert metrics["bleu"] == pytest.approx(runs[name].data.metrics["test_bleu"])
+        assert metrics["chrf"] == pytest.approx(runs[name].data.metrics["test_chrf"])
+        assert metrics["ter"] == pytest.approx(runs[name].data.metrics["test_ter"])
+        assert str(beam(data)) == runs[name].data.params["decode.beam_size"]
+        assert data["metrics"]["metrics/train.json"]["data"]["epochs"] == 2
+    first, second = sorted(exps, key=lambda n: beam(exps[n]), reverse=True)  # beam 2, beam 1
+    diff = json.loads(dvc("metrics", "diff", first, second, "--json", cwd=smoke_repo).stdout)["metrics/test.json"]
+    for key in ("bleu", "chrf", "ter"):
+        assert (diff[key]["old"], diff[key]["new"]) == (exp_metrics(exps[first])[key], exp_metrics(exps[second])[key])
+    plots = json.loads(dvc("plots", "diff", first, second, "--json", cwd=smoke_repo).stdout)
+    values = plots["data"]["plots/history.csv"][0]["content"]["data"]["values"]
+    assert sorted((row["rev"], row["epoch"]) for row in values) == sorted((r, e) for r in (first, second) for e in "12")
+    dvc("exp", "apply", first, cwd=smoke_repo)
+    applied = json.loads((smoke_repo / "metrics/test.json").read_text())
+    assert applied["bleu"] == exp_metrics(exps[first])["bleu"]
+    run_file = json.loads((smoke_repo / "data/train/mlflow_run.json").read_text())
+    assert run_file["run_id"] == runs[first].info.run_id
+    dvc("exp", "apply", second, cwd=smoke_repo)
+    assert json.loads((smoke_repo / "metrics/test.json").read_text())["bleu"] == exp_metrics(exps[second])["bleu"]
+
+
+def test_queued_and_temp_experiments_each_land_one_run(smoke_repo, data_overrides, decode_only):
+    """`--temp` and `dvc queue start -j 2` run in temporary copies under .dvc/tmp, two at a time:
+    every run must land in the repository's own mlflow.db, decode-only ones in runs of their own."""
+    db = decode_only["db"]
+    model_run = decode_only["first"].info.run_id
+    smoke = ["-S", "experiment=smoke", *data_overrides]
+    proc = dvc("exp", "run", "--temp", *smoke, "-S", "decode.beam_size=3", cwd=smoke_repo)
+    assert "Stage 'train' is cached - skipping run" in proc.stdout + proc.stderr  # DVC's run cache
+    for extra in (["decode.beam_size=4"], ["decode.length_penalty=0.0"],
+                  ["decode.beam_size=1", "trainer.average_last=2", "decode.checkpoint=averaged"]):  # retrains
+        dvc("exp", "run", "--queue", *smoke, *[a for e in extra for a in ("-S", e)], cwd=smoke_repo)
+    dvc("queue", "start", "-j", "2", cwd=smoke_repo)
     deadline = time.time() + 600
-    while "Success" not in (status := dvc("queue", "status", cwd=smoke_repo).stdout):
+    while True:
+        status = dvc("queue", "status", cwd=smoke_repo).stdout
         failed = [line.split()[0] for line in status.splitlines() if "Failed" in line]
         assert not failed, dvc("queue", "logs", failed[0], cwd=smoke_repo, check=False).stdout
+        if status.count("Success") == 3:
+            break
         assert time.time() < deadline, status
         time.sleep(3)
-    shown = json.loads(dvc("exp", "show", "--json", cwd=smoke_repo).stdout)
-    beams = []
-    for baseline in shown:
-        for exp in baseline.get("experiments") or []:
-            for rev in exp["revs"]:
-                beams.append(rev["data"]["params"]["params.yaml"]["data"]["decode"]["beam_size"])
-    assert sorted(beams) == [1, 2], beams
-    runs = mlflow_runs(f"sqlite:///{smoke_repo / 'mlflow.db'}")
-    assert len(runs) == 2
-    assert runs[1].data.params["decode.beam_size"] == "1" and "test_bleu" in runs[1].data.metrics
-    assert runs[1].data.tags["test_checkpoint"] == "averaged"
+    runs = mlflow_runs(db)
+    assert len(runs) == 2 + 4, [r.data.tags.get("dvc.exp_name") for r in runs]
+    new = {(r.data.params["decode.beam_size"], r.data.params["decode.length_penalty"], r.data.params["decode.checkpoint"]): r
+           for r in runs[2:]}
+    assert set(new) == {("3", "1.0", "best"), ("4", "1.0", "best"), ("2", "0.0", "best"), ("1", "1.0", "averaged")}
+    for key, run in new.items():
+        assert "test_bleu" in run.data.metrics
+        if key[2] == "best":  # decode-only: the model of the first run
+            assert run.data.tags["seq2seq.model_run_id"] == model_run
+            assert "valid_bleu" not in run.data.metrics
+        else:  # trained anew: its own run, its own curves
+            assert "seq2seq.model_run_id" not in run.data.tags and "valid_bleu" in run.data.metrics
+    exps = experiments(smoke_repo)  # --temp and queued experiments are listed with their own scores
+    for run in new.values():
+        data = exps[run.data.tags["dvc.exp_name"]]
+        assert exp_metrics(data)["bleu"] == pytest.approx(run.data.metrics["test_bleu"])
+        assert str(beam(data)) == run.data.params["decode.beam_size"]
     assert not list((smoke_repo / ".dvc/tmp").rglob("mlflow.db")), "a temporary workspace kept its own store"
 
 
@@ -161,10 +258,22 @@ def test_dvc_push_pull_round_trip(smoke_repo, tmp_path):
 
 
 def test_mlflow_over_http(smoke_repo, tmp_path):
+    sqlite_runs = len(mlflow_runs(f"sqlite:///{smoke_repo / 'mlflow.db'}"))
+    evaluate = [sys.executable, "-m", "seq2seq.evaluate", "--out", str(tmp_path / "evaluate"),
+                "--metrics", str(tmp_path / "test.json")]
     with mlflow_server(tmp_path) as server:
         dvc("repro", "--force", "--downstream", "train", cwd=smoke_repo, env=run_env(MLFLOW_TRACKING_URI=server.uri))
         runs = mlflow_runs(server.uri)
+        # an evaluation that would log anywhere but the training's store fails before decoding
+        wrong = sh(evaluate, cwd=smoke_repo, check=False)
+        assert wrong.returncode == 1 and not (tmp_path / "test.json").exists()
+        assert server.uri in wrong.stderr and f"sqlite:///{smoke_repo / 'mlflow.db'}" in wrong.stderr, wrong.stderr
+        assert wrong.stderr.count("\n") == 1 and "Traceback" not in wrong.stderr
     assert len(runs) == 1
-    test = json.loads((smoke_repo / "data/metrics/test.json").read_text())
+    test = json.loads((smoke_repo / "metrics/test.json").read_text())
     assert runs[0].data.metrics["test_bleu"] == pytest.approx(test["bleu"])
     assert runs[0].data.params["trainer.lightning.max_epochs"] == "2"
+    gone = sh(evaluate, cwd=smoke_repo, env=run_env(MLFLOW_TRACKING_URI=server.uri), check=False)  # server stopped
+    assert gone.returncode == 1 and "cannot be reached" in gone.stderr and server.uri in gone.stderr, gone.stderr
+    assert not (tmp_path / "test.json").exists()
+    assert len(mlflow_runs(f"sqlite:///{smoke_repo / 'mlflow.db'}")) == sqlite_runs  # nothing logged elsewhere

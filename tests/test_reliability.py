@@ -19,7 +19,7 @@ from iwslt_fixtures import build_iwslt_archive
 from seq2seq.config import compose
 from seq2seq.io import atomic_path
 
-METRICS = ("data/metrics/prepare.json", "data/metrics/train.json", "data/metrics/test.json", "data/train/history.csv")
+METRICS = ("metrics/prepare.json", "metrics/train.json", "metrics/test.json", "plots/history.csv")
 
 
 def smoke_params(archive: Path, *extra: str):
@@ -45,9 +45,10 @@ def stages_dir(tmp_path_factory, big_archive) -> Path:
     return work
 
 
-def train_cmd(params: str = "params.yaml") -> list[str]:
+def train_cmd(params: str = "params.yaml", out: str = "train", metrics: str = "train.json", state: str = "state",
+              history: str = "history.csv") -> list[str]:
     return [sys.executable, "-m", "seq2seq.train", "--params", params, "--data", "prepared", "--tokenizer", "tokenizer",
-            "--out", "train", "--metrics", "train.json", "--state", "state"]
+            "--out", out, "--metrics", metrics, "--state", state, "--history", history]
 
 
 def read_metrics(repo: Path) -> dict[str, str]:
@@ -78,15 +79,60 @@ def test_killed_training_resumes_and_ends_as_an_uninterrupted_run(tmp_path, big_
     time.sleep(0.5)  # let the checkpoint file be complete (Lightning writes it via a temporary name)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert not (repo / "data/train/checkpoints").exists(), "a killed stage left outputs that look finished"
     assert (state / "last.ckpt").exists()
+    killed_run = json.loads((state / "state.json").read_text())["run_id"]
 
-    rerun = dvc("repro", cwd=repo)
+    # Forced: the uninterrupted run's outputs are in DVC's cache, and a plain repro would restore them
+    rerun = dvc("repro", "--force", "--downstream", "train", cwd=repo)
     assert "train: resuming from" in rerun.stdout
     resumed_after = int(rerun.stdout.split("after epoch ")[1].split(",")[0])
     assert 1 <= resumed_after < 4
     assert read_metrics(repo) == uninterrupted
     assert json.loads((repo / "data/train/timing.json").read_text())["resumed"] is True
+    # ... in the same MLflow run, which holds each epoch once and the test scores
+    assert json.loads((repo / "data/train/mlflow_run.json").read_text())["run_id"] == killed_run
+    from mlflow import MlflowClient
+
+    mlc = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    history = mlc.get_metric_history(killed_run, "valid_bleu")
+    assert sorted(m.step for m in history) == sorted({m.step for m in history}) and len(history) == 4
+    assert mlc.get_run(killed_run).data.metrics["test_bleu"] == json.loads(uninterrupted["metrics/test.json"])["bleu"]
+
+
+@pytest.mark.slow
+def test_a_killed_train_stage_leaves_no_outputs(stages_dir):
+    """Run without DVC (which deletes a stage's outputs before it runs, and would hide a stage that
+    wrote them early): outputs appear only once training is over."""
+    proc = subprocess.Popen(train_cmd(out="killed", metrics="killed.json", state="killed_state", history="killed.csv"),
+                            cwd=stages_dir, env=run_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while not (stages_dir / "killed_state" / "last.ckpt").exists():  # an epoch is over
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not any((stages_dir / name).exists() for name in ("killed", "killed.json", "killed.csv"))
+
+
+def test_a_write_killed_half_way_leaves_the_old_version_whole(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    child = subprocess.Popen([sys.executable, "-c", f"""
+import sys, time
+from seq2seq.io import atomic_path
+with atomic_path({str(target)!r}) as tmp:
+    with open(tmp, "w") as f:
+        f.write("half of the new")
+        f.flush()
+        print("half", flush=True)
+        time.sleep(60)
+"""], stdout=subprocess.PIPE, text=True, env=run_env())
+    assert child.stdout.readline() == "half\n"
+    child.kill()
+    child.wait()
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == ["out.txt"]
 
 
 @pytest.mark.slow

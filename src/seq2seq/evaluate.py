@@ -2,18 +2,27 @@
 
     python -m seq2seq.evaluate --params params.yaml --data data/prepared --tokenizer data/tokenizer \
         --checkpoints data/train/checkpoints --run data/train/mlflow_run.json \
-        --out data/evaluate --metrics data/metrics/test.json
+        --out data/evaluate --metrics metrics/test.json
 
 `decode.checkpoint` picks the checkpoint: best (by valid BLEU), last, or averaged.
 
 Hypotheses are detokenized with SentencePiece and scored against the raw references: BLEU,
-chrF and TER, each with its sacreBLEU signature. Scores, signatures and the hypotheses file are
-logged into the MLflow run the train stage created.
+chrF and TER, each with its sacreBLEU signature.
+
+MLflow: one run per pipeline run. The first evaluation of a trained model logs into the run the
+train stage created (named in --run). When that run was evaluated already — DVC reused the
+model and reran only this stage, e.g. `dvc exp run -S decode.beam_size=10` — the scores go into
+a new run holding every param of this pipeline run (the model's training params included: DVC
+skipped training because they are unchanged) and the tags `seq2seq.model_run_id` and
+`seq2seq.checkpoint_md5` naming where the model came from; the earlier run stays as it was.
+The store must be the one the train stage used: an unreachable or different store fails before
+decoding, naming both.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 from pathlib import Path
 
@@ -24,7 +33,7 @@ from tqdm import tqdm
 from seq2seq import tracking
 from seq2seq.config import load_params
 from seq2seq.datamodule import load_sp
-from seq2seq.errors import DataError
+from seq2seq.errors import DataError, Seq2SeqError
 from seq2seq.io import atomic_path, read_lines, write_json
 from seq2seq.search import beam_search, greedy_search
 from seq2seq.stage import run_stage
@@ -76,10 +85,58 @@ def score(hyps: list[str], refs: list[str]) -> dict:
     return result
 
 
+EVALUATED = "seq2seq.evaluated"  # tag of a run that holds test scores
+
+
+def model_run(cfg, run_file: Path) -> tuple[str, str, bool]:
+    """(tracking URI, the train stage's run id, whether the store holds that run), checked before
+    any decoding: Seq2SeqError when the store cannot be reached, or when it is not the store the
+    train stage used and does not hold the run (scores would land away from their model)."""
+    trained = json.loads(run_file.read_text())
+    uri = tracking.tracking_uri(cfg)
+    mlc = tracking.open_store(uri)
+    try:
+        mlc.get_run(trained["run_id"])
+        found = True
+    except Exception:  # noqa: BLE001 - MlflowException: no such run in this store
+        found = False
+    if not found and tracking.redact(uri) != trained["tracking_uri"]:
+        raise Seq2SeqError(
+            f"{run_file}: the model was trained in MLflow run {trained['run_id']} of {trained['tracking_uri']}, "
+            f"but this evaluation would log to {tracking.redact(uri)}, which does not hold that run; set "
+            "MLFLOW_TRACKING_URI (or mlflow.tracking_uri) to the store the train stage used, or retrain "
+            "(dvc repro --force train)")
+    return uri, trained["run_id"], found
+
+
+def evaluation_run(cfg, uri: str, trained_id: str, found: bool, checkpoint_md5: str) -> str:
+    """The run this evaluation's scores go into: the training's own run if no evaluation has
+    claimed it yet, else a new run (see the module docstring). Claimed under the store's lock, so
+    that parallel queue workers evaluating one model never share a run."""
+    mlc = tracking.client(uri)
+    with tracking.store_lock(uri):
+        if found and EVALUATED not in mlc.get_run(trained_id).data.tags:
+            run_id = trained_id
+        else:
+            _, run_id = tracking.start_run(cfg, {"seq2seq.model_run_id": trained_id})
+        mlc.set_tag(run_id, EVALUATED, "true")
+    mlc.set_tag(run_id, "seq2seq.checkpoint_md5", checkpoint_md5)
+    return run_id
+
+
+def file_md5(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def run(cfg, data: Path, tokenizer: Path, checkpoints: Path, run_file: Path, out: Path, metrics: Path) -> None:
     checkpoint = checkpoints / f"{cfg.decode.checkpoint}.ckpt"
     if not checkpoint.exists():
         raise DataError(f"{checkpoint}: checkpoint not found (run the train stage)")
+    uri, trained_id, found = model_run(cfg, run_file)
     model, _ = load_model(checkpoint)
     if torch.cuda.is_available():
         model = model.cuda()
@@ -97,9 +154,11 @@ def run(cfg, data: Path, tokenizer: Path, checkpoints: Path, run_file: Path, out
     write_json(metrics, scores)
     print(json.dumps(scores, indent=1))
 
-    run_id = json.loads(run_file.read_text())["run_id"]
-    with tracking.tolerant(f"test scores of run {run_id}"):
-        mlc = tracking.client(tracking.tracking_uri(cfg))
+    with tracking.tolerant(f"test scores of the model of run {trained_id}"):
+        run_id = evaluation_run(cfg, uri, trained_id, found, file_md5(checkpoint))
+        print(f"mlflow: test scores in run {run_id} of {tracking.redact(uri)}"
+              + ("" if run_id == trained_id else f" (the model comes from run {trained_id})"))
+        mlc = tracking.client(uri)
         for name in ("bleu", "chrf", "ter"):
             mlc.log_metric(run_id, f"test_{name}", scores[name])
             mlc.set_tag(run_id, f"test_{name}_signature", scores[f"{name}_signature"])
@@ -117,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--checkpoints", type=Path, default=Path("data/train/checkpoints"))
     parser.add_argument("--run", type=Path, default=Path("data/train/mlflow_run.json"))
     parser.add_argument("--out", type=Path, default=Path("data/evaluate"))
-    parser.add_argument("--metrics", type=Path, default=Path("data/metrics/test.json"))
+    parser.add_argument("--metrics", type=Path, default=Path("metrics/test.json"))
     args = parser.parse_args(argv)
     run_stage(lambda: run(load_params(args.params), args.data, args.tokenizer, args.checkpoints, args.run, args.out, args.metrics))
 

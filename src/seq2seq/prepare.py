@@ -1,7 +1,7 @@
 """Stage 2: turn the raw corpus into aligned train/valid/test files.
 
     python -m seq2seq.prepare --params params.yaml --raw data/raw --out data/prepared \\
-        --stats data/metrics/prepare.json
+        --stats metrics/prepare.json
 
 Writes <out>/{train,valid,test}.{src,tgt}, one segment a line, cased and untokenized (<out>
 appears whole or not at all), and a stats JSON with the counts.
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--params", default="params.yaml", help="resolved parameters (default: params.yaml)")
     p.add_argument("--raw", default="data/raw", help="the download stage's output (default: data/raw)")
     p.add_argument("--out", default="data/prepared", help="output folder (default: data/prepared)")
-    p.add_argument("--stats", default="data/metrics/prepare.json", help="counts as JSON")
+    p.add_argument("--stats", default="metrics/prepare.json", help="counts as JSON")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s %(levelname)s: %(message)s")
     run_stage(lambda: run(load_params(args.params), args.raw, args.out, args.stats))

@@ -1,4 +1,6 @@
-"""MLflow: one run per pipeline run. The train stage creates it, the evaluate stage logs into it.
+"""MLflow: one run per pipeline run. The train stage creates it and the evaluate stage logs into
+it; an evaluate that reuses a model already evaluated (DVC skipped training, e.g.
+`dvc exp run -S decode.beam_size=10`) gets a run of its own (see seq2seq.evaluate).
 
 Tracking URI: `mlflow.tracking_uri` in params, else $MLFLOW_TRACKING_URI, else
 `sqlite:///<repo root>/mlflow.db`. The repo root is $DVC_ROOT when DVC runs the stage: for
@@ -9,6 +11,7 @@ queued experiments log into the same store as runs in the workspace.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import re
@@ -16,6 +19,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
 from lightning.pytorch.loggers import MLFlowLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import OmegaConf
@@ -64,6 +68,39 @@ def client(uri: str):
     return MlflowClient(tracking_uri=uri)
 
 
+def store_lock(uri: str) -> FileLock:
+    """A lock that one process at a time holds while it creates a store or picks a run in it:
+    DVC's queue workers (`dvc queue start -j N`) run stages at the same time, and two processes
+    creating one sqlite store together fail (`table _alembic_tmp_... already exists`). For a sqlite
+    store the lock file sits beside it, for a server in the repository root. Re-entrant in a process."""
+    if uri.startswith("sqlite:///"):
+        return _lock(str(Path(uri.removeprefix("sqlite:///")).resolve()) + ".lock")
+    return _lock(str(repo_root() / ".mlflow.lock"))
+
+
+@functools.lru_cache(maxsize=None)
+def _lock(path: str) -> FileLock:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(path)
+
+
+def open_store(uri: str):
+    """A client of `uri` whose store exists (tables created or migrated under store_lock).
+    Seq2SeqError naming the (redacted) URI when it cannot be reached or used."""
+    check_reachable(uri)
+    try:
+        with store_lock(uri):
+            mlc = client(uri)
+            mlc.search_experiments(max_results=1)
+    except Exception as e:  # noqa: BLE001 - any failure to reach the store is reported the same way
+        raise Seq2SeqError(f"MLflow tracking store {redact(uri)} cannot be used: {_first_line(e)}") from None
+    return mlc
+
+
+def _first_line(e: Exception) -> str:
+    return redact(str(e).splitlines()[0] if str(e) else type(e).__name__)
+
+
 def check_reachable(uri: str) -> None:
     """For an http(s) tracking URI, Seq2SeqError naming the (redacted) URI unless a server answers."""
     if not uri.startswith(("http://", "https://")):
@@ -83,7 +120,7 @@ def tolerant(what: str):
     try:
         yield
     except Exception as e:  # noqa: BLE001 - any tracking failure
-        log.warning("MLflow: %s not logged: %s", what, redact(str(e).splitlines()[0] if str(e) else type(e).__name__))
+        log.warning("MLflow: %s not logged: %s", what, _first_line(e))
 
 
 class TolerantMLFlowLogger(MLFlowLogger):
@@ -108,7 +145,7 @@ class TolerantMLFlowLogger(MLFlowLogger):
         self.failed_calls += 1
         if self.failed_calls == 1:
             log.warning("MLflow server %s failed while logging %s (%s); training goes on, later metrics are not logged",
-                        redact(self._tracking_uri or ""), what, redact(str(e).splitlines()[0] if str(e) else type(e).__name__))
+                        redact(self._tracking_uri or ""), what, _first_line(e))
 
     def _guard(self, what: str, fn, *args, **kwargs) -> None:
         if self.failed_calls:
@@ -135,24 +172,25 @@ class TolerantMLFlowLogger(MLFlowLogger):
             log.warning("MLflow: %d logging calls were not delivered to %s", self.failed_calls, redact(self._tracking_uri or ""))
 
 
-def start_run(cfg) -> tuple[str, str]:
-    """Create the run (and the experiment if needed); log params and tags. Returns (uri, run_id).
+def start_run(cfg, tags: dict[str, str] | None = None) -> tuple[str, str]:
+    """Create a run (and the experiment if needed); log every param and the git/DVC tags, plus
+    `tags`. Returns (uri, run_id).
 
     Fails before any training, naming the (redacted) URI, when the store cannot be reached.
     """
     uri = tracking_uri(cfg)
-    check_reachable(uri)
+    mlc = open_store(uri)
     try:
-        mlc = client(uri)
-        exp = mlc.get_experiment_by_name(cfg.mlflow.experiment_name)
-        if exp is None:
-            location = None
-            if uri.startswith("sqlite:///") and uri == f"sqlite:///{repo_root() / 'mlflow.db'}":
-                location = (repo_root() / "mlartifacts").as_uri()
-            exp_id = mlc.create_experiment(cfg.mlflow.experiment_name, artifact_location=location)
-        else:
-            exp_id = exp.experiment_id
-        tags = {"git.commit": git_commit() or "unknown"}
+        with store_lock(uri):  # two queue workers must not both create the experiment
+            exp = mlc.get_experiment_by_name(cfg.mlflow.experiment_name)
+            if exp is None:
+                location = None
+                if uri.startswith("sqlite:///") and uri == f"sqlite:///{repo_root() / 'mlflow.db'}":
+                    location = (repo_root() / "mlartifacts").as_uri()
+                exp_id = mlc.create_experiment(cfg.mlflow.experiment_name, artifact_location=location)
+            else:
+                exp_id = exp.experiment_id
+        tags = {"git.commit": git_commit() or "unknown", **(tags or {})}
         if os.environ.get("DVC_EXP_NAME"):
             tags["dvc.exp_name"] = os.environ["DVC_EXP_NAME"]
             tags["mlflow.runName"] = os.environ["DVC_EXP_NAME"]
@@ -163,7 +201,7 @@ def start_run(cfg) -> tuple[str, str]:
     except Seq2SeqError:
         raise
     except Exception as e:  # noqa: BLE001 - any failure to reach the store is reported the same way
-        raise Seq2SeqError(f"MLflow tracking store {redact(uri)} cannot be used: {redact(str(e).splitlines()[0] if str(e) else type(e).__name__)}") from None
+        raise Seq2SeqError(f"MLflow tracking store {redact(uri)} cannot be used: {_first_line(e)}") from None
     return uri, run.info.run_id
 
 

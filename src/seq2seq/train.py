@@ -1,12 +1,13 @@
 """Stage 4: train the Seq2Seq model with Lightning, logging to one new MLflow run.
 
     python -m seq2seq.train --params params.yaml --data data/prepared --tokenizer data/tokenizer \
-        --out data/train --metrics data/metrics/train.json
+        --out data/train --metrics metrics/train.json --history plots/history.csv
 
 Writes `<out>/checkpoints/{best,last}.ckpt` (best by valid BLEU; with `trainer.average_last=N`
-also `averaged.ckpt`, the mean of the last N epochs' weights), `<out>/history.csv` (one row an
-epoch: DVC plots), `<out>/attention/*.png` (attention heatmaps: DVC image plots),
-`<out>/mlflow_run.json` (the run the evaluate stage logs into) and the metrics JSON.
+also `averaged.ckpt`, the mean of the last N epochs' weights), `<out>/attention/*.png` (attention
+heatmaps: DVC image plots), `<out>/mlflow_run.json` (the run the evaluate stage logs into),
+`<out>/timing.json`, the metrics JSON and the history CSV (one row an epoch: DVC plots). The
+metrics and the history live outside data/ so that git, and with it every DVC experiment, keeps them.
 Every output appears only once training finished.
 """
 
@@ -128,7 +129,8 @@ def resumable(state_dir: Path, fingerprint: str) -> dict | None:
     return {"run_id": state["run_id"], "epoch": ckpt.get("epoch", 0) + 1}
 
 
-def run(cfg, data: Path, tokenizer: Path, out: Path, metrics: Path, state_dir: Path = Path("data/.train_state")) -> None:
+def run(cfg, data: Path, tokenizer: Path, out: Path, metrics: Path, state_dir: Path = Path("data/.train_state"),
+        history_csv: Path = Path("plots/history.csv")) -> None:
     L.seed_everything(cfg.seed, workers=True)
     t = cfg.trainer
     dm = TranslationDataModule(data, tokenizer, cfg.data.src, cfg.data.tgt, t.batch_tokens, t.max_len,
@@ -217,7 +219,7 @@ def run(cfg, data: Path, tokenizer: Path, out: Path, metrics: Path, state_dir: P
     # ... and timings, which are not.
     timing = {"train_seconds": round(time.time() - start, 1), "train_step_seconds": round(throughput.seconds, 1),
               "train_tgt_tokens_per_s": round(throughput.tokens_per_second, 1), "resumed": resume is not None}
-    write_text(out / "history.csv", history.csv())
+    write_text(history_csv, history.csv())
     write_json(out / "timing.json", timing)
     write_json(metrics, summary)
     write_json(out / "mlflow_run.json", {"run_id": run_id, "tracking_uri": tracking.redact(uri)})
@@ -229,7 +231,7 @@ def run(cfg, data: Path, tokenizer: Path, out: Path, metrics: Path, state_dir: P
             art = Path(tmp)
             plot_history(history.rows, art / "learning_curves.png")
             (art / "params.yaml").write_text(OmegaConf.to_yaml(cfg), encoding="utf-8")
-            for p in [art / "learning_curves.png", art / "params.yaml", out / "history.csv", *sorted(tokenizer.glob("*.model"))]:
+            for p in [art / "learning_curves.png", art / "params.yaml", history_csv, *sorted(tokenizer.glob("*.model"))]:
                 mlc.log_artifact(run_id, str(p), artifact_path="train")
     shutil.rmtree(state_dir, ignore_errors=True)  # finished: nothing left to resume
     print(json.dumps({**summary, **timing}))
@@ -241,11 +243,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, default=Path("data/prepared"))
     parser.add_argument("--tokenizer", type=Path, default=Path("data/tokenizer"))
     parser.add_argument("--out", type=Path, default=Path("data/train"))
-    parser.add_argument("--metrics", type=Path, default=Path("data/metrics/train.json"))
+    parser.add_argument("--metrics", type=Path, default=Path("metrics/train.json"))
+    parser.add_argument("--history", type=Path, default=Path("plots/history.csv"), help="learning curves, one row an epoch")
     parser.add_argument("--state", type=Path, default=Path("data/.train_state"),
                         help="checkpoints while training; kept after a crash so that the next run resumes")
     args = parser.parse_args(argv)
-    run_stage(lambda: run(load_params(args.params), args.data, args.tokenizer, args.out, args.metrics, args.state))
+    run_stage(lambda: run(load_params(args.params), args.data, args.tokenizer, args.out, args.metrics, args.state, args.history))
 
 
 if __name__ == "__main__":
