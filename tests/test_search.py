@@ -101,21 +101,21 @@ class Rows(NamedTuple):
 class BigramModel:
     """Fake model with the search interface: log P(next | previous token) comes from a fixed table.
 
-    From BOS: "a" (p .5) then EOS (p .8), log P = -0.92 over 2 tokens; or "b1 b2 b3" (p .45, .99,
-    .99) then EOS (p .55), log P = -1.42 over 4 tokens. Filler "z" soaks up the rest.
+    By default, from BOS: "a" (p .5) then EOS (p .8), log P = -0.92 over 2 tokens; or "b1 b2 b3"
+    (p .45, .99, .99) then EOS (p .55), log P = -1.42 over 4 tokens. Filler "z" soaks up the rest.
     """
 
     pad_id, bos_id, eos_id = 0, 1, 2
     A, B1, B2, B3, Z = 3, 4, 5, 6, 7
 
-    def __init__(self):
+    def __init__(self, p_a: float = 0.5, p_a_eos: float = 0.8, p_b1: float = 0.45, p_b3_eos: float = 0.55):
         probs = torch.full((8, 8), 1e-9)  # [prev, next]
-        probs[self.bos_id, [self.A, self.B1, self.Z]] = torch.tensor([0.5, 0.45, 0.05])
-        probs[self.A, [self.eos_id, self.Z]] = torch.tensor([0.8, 0.2])
+        probs[self.bos_id, [self.A, self.B1, self.Z]] = torch.tensor([p_a, p_b1, 1 - p_a - p_b1])
+        probs[self.A, [self.eos_id, self.Z]] = torch.tensor([p_a_eos, 1 - p_a_eos])
         probs[self.B1, [self.B2, self.Z]] = torch.tensor([0.99, 0.01])
         probs[self.B2, [self.B3, self.Z]] = torch.tensor([0.99, 0.01])
-        probs[self.B3, [self.eos_id, self.Z]] = torch.tensor([0.55, 0.45])
-        probs[self.Z, [self.eos_id, self.Z]] = torch.tensor([0.1, 0.9])
+        probs[self.B3, [self.eos_id, self.Z]] = torch.tensor([p_b3_eos, 1 - p_b3_eos])
+        probs[self.Z, [self.eos_id, self.Z]] = torch.tensor([0.7, 0.3])
         probs[[self.pad_id, self.eos_id]] = 1.0
         self.log_probs = (probs / probs.sum(-1, keepdim=True)).log()  # [8, 8]
 
@@ -139,6 +139,36 @@ def test_length_penalty_favours_longer_hypotheses_as_alpha_grows():
     (penalised,) = beam_search(model, src, lens, beam_size=2, length_penalty=2.0, n_best=2)
     assert [h for h, _ in penalised] == [long_, short]
     assert penalised[1][1] == pytest.approx(plain[0][1] / gnmt_penalty(2, 2.0))
+
+
+def test_the_penalised_winner_is_found_after_a_shorter_hypothesis_leads():
+    """"a EOS" (log P -0.62) finishes at step 2 while leading every live hypothesis by raw log P;
+    "b1 b2 b3 EOS" (log P -1.18) finishes at step 4 and wins once alpha is large enough. Ending
+    the search when the raw leader is EOS would return "a" whatever alpha is. (Outputs of at most
+    6 tokens: with a long limit and alpha 4, a long run of filler would win, as it should.)"""
+    model, src, lens = BigramModel(p_a=0.6, p_a_eos=0.9, p_b1=0.35, p_b3_eos=0.9), torch.full((1, 5), 3), torch.tensor([5])
+    short, long_ = [BigramModel.A], [BigramModel.B1, BigramModel.B2, BigramModel.B3]
+    log_p = {tuple(short): torch.tensor(0.6 * 0.9).log().item(), tuple(long_): torch.tensor(0.35 * 0.99 * 0.99 * 0.9).log().item()}
+    for alpha in (0.0, 1.0, 2.0, 4.0):
+        winner = max(log_p, key=lambda h: log_p[h] / gnmt_penalty(len(h) + 1, alpha))
+        for K in (2, 3):
+            ((best,),) = beam_search(model, src, lens, beam_size=K, length_penalty=alpha, max_len_a=0, max_len_b=6)
+            tokens, score = best
+            assert tokens == list(winner), (alpha, K)
+            assert score == pytest.approx(log_p[winner] / gnmt_penalty(len(winner) + 1, alpha), abs=1e-5)
+    assert max(log_p, key=lambda h: log_p[h] / gnmt_penalty(len(h) + 1, 4.0)) == tuple(long_)  # the case occurs
+    assert greedy_search(model, src, lens, max_len_a=0, max_len_b=6) == [short]
+    beam1 = beam_search(model, src, lens, beam_size=1, length_penalty=4.0, max_len_a=0, max_len_b=6)
+    assert [n[0][0] for n in beam1] == [short]  # beam 1 is greedy
+
+
+def test_search_ends_early_only_when_no_live_hypothesis_can_win():
+    from seq2seq.search import best_reachable
+
+    # log P only falls and the penalty grows: the best a live hypothesis can reach is at the limit
+    assert best_reachable(-2.0, 3, 10, 1.0) == pytest.approx(-2.0 / gnmt_penalty(10, 1.0))
+    assert best_reachable(-2.0, 3, 10, 0.0) == -2.0
+    assert best_reachable(-2.0, 3, 10, -1.0) == pytest.approx(-2.0 / gnmt_penalty(3, -1.0))  # a penalty that shrinks
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -26,6 +26,13 @@ def gnmt_penalty(length: int, alpha: float) -> float:
     return ((5.0 + length) / 6.0) ** alpha
 
 
+def best_reachable(log_prob: float, shortest: int, limit: int, alpha: float) -> float:
+    """The best penalised score a live hypothesis with summed log-prob `log_prob` (<= 0) can still
+    reach when it finishes at a length in [shortest, limit]: more tokens only lower log P, and
+    the penalty is monotone in the length, so the best is at one end."""
+    return max(log_prob / gnmt_penalty(shortest, alpha), log_prob / gnmt_penalty(max(limit, shortest), alpha))
+
+
 def _until_eos(tokens: list[int], eos_id: int) -> list[int]:
     """Tokens before the first EOS (all of them if there is none)."""
     return tokens[: tokens.index(eos_id)] if eos_id in tokens else tokens
@@ -81,10 +88,17 @@ def beam_search(
 
     Each step ranks the K * V extensions of a sentence's K live hypotheses by summed log-prob.
     Extensions ending in EOS among the best K are set aside as finished (score = log P / GNMT
-    penalty, length counting EOS); the best K others live on. A sentence is done when its best
-    extension is EOS and it has at least n_best finished hypotheses (joeynmt's end condition;
-    with beam_size=1 this is exactly greedy search), or when it reaches its length limit, where
-    the live hypotheses are finished too. Done sentences leave the batch.
+    penalty, length counting EOS); the best K others live on. A sentence is done when
+      * n_best hypotheses have finished and none of the live ones can still beat the n_best-th
+        best of them under the penalty (a live hypothesis' log P only falls, and its penalty is
+        at most that of the length limit: best_reachable), so stopping never drops the penalised
+        winner among the hypotheses the beam holds; with alpha = 0 this is joeynmt's rule (the
+        best extension is EOS), or
+      * it reaches its length limit, where the live hypotheses are finished too, or
+      * beam_size is 1 and a hypothesis finished: exactly greedy search.
+    Neither "the raw leader is EOS" (joeynmt) nor "K hypotheses finished" (fairseq) is safe under
+    a penalty: the first drops longer hypotheses that win after it, the second counts poor short
+    ones that finish early. Done sentences leave the batch.
 
     Args:
         src: [B, S] long, padded; src_lens: [B] long.
@@ -129,6 +143,7 @@ def beam_search(
         # Set finished hypotheses aside; decide which sentences are done (one host sync per step).
         penalty = gnmt_penalty(t + 1, length_penalty)
         eos_l, top_l, beam_l = is_eos[:, :K].tolist(), top_scores[:, :K].tolist(), top_beam[:, :K].tolist()
+        best_live = scores[:, 0].tolist()  # [B'] the best live summed log-prob (kept in rank order)
         still = []
         for i, b in enumerate(alive):
             for j in range(K):
@@ -139,7 +154,11 @@ def beam_search(
                 for j, score in enumerate(scores[i].tolist()):
                     if score > float("-inf"):
                         finished[b].append((seqs[i * K + j].tolist(), score / penalty))
-            if at_limit or (eos_l[i][0] and len(finished[b]) >= n_best):
+            done = at_limit or (K == 1 and bool(finished[b]))  # beam 1 is greedy: no alternative to keep
+            if not done and len(finished[b]) >= n_best:
+                nth = sorted((h[1] for h in finished[b]), reverse=True)[n_best - 1]
+                done = nth >= best_reachable(best_live[i], t + 2, limits[b], length_penalty)
+            if done:
                 results[b] = sorted(finished[b], key=lambda h: h[1], reverse=True)[:n_best]
             else:
                 still.append(i)
