@@ -186,7 +186,7 @@ def log_to_mlflow(uri: str, run_file: Path, name: str, row: dict) -> None:
         mlc = MlflowClient(tracking_uri=uri)
         mlc.set_tag(run_id, "mlflow.runName", f"multi30k-{name}")
         mlc.set_tag(run_id, "benchmark.config", name)
-        for key in ("bleu_greedy", "bleu_beam5", "chrf_greedy", "chrf_beam5", "decode_sent_per_s_greedy",
+        for key in ("bleu_greedy", "bleu_beam5", "chrf_greedy", "chrf_beam5", "bleu_tok_lc_beam5", "decode_sent_per_s_greedy",
                     "decode_sent_per_s_beam5", "peak_rss_mib", "pipeline_seconds"):
             if isinstance(row.get(key), (int, float)):
                 mlc.log_metric(run_id, f"benchmark.{key}", float(row[key]))
@@ -227,7 +227,7 @@ def run_config(name: str, overrides: list[str], src: str, tgt: str, work: Path, 
                        "--out", W("tokenizer")]),
         ("train", [py, "-m", "seq2seq.train", "--params", str(params), "--data", W("prepared"),
                    "--tokenizer", W("tokenizer"), "--out", W("train"), "--metrics", W("metrics/train.json"),
-                   "--state", W(".train_state")]),
+                   "--state", W(".train_state"), "--history", W("plots/history.csv")]),
         ("evaluate", [py, "-m", "seq2seq.evaluate", "--params", str(params), "--data", W("prepared"),
                       "--tokenizer", W("tokenizer"), "--checkpoints", W("train/checkpoints"),
                       "--run", W("train/mlflow_run.json"), "--out", W("evaluate"), "--metrics", W("metrics/test.json")]),
@@ -291,8 +291,9 @@ def run_config(name: str, overrides: list[str], src: str, tgt: str, work: Path, 
             hyps = translate(model, sp_src, sp_tgt, sources, beam, d.length_penalty, d.max_len_a, d.max_len_b,
                              d.batch_size)
             seconds = time.perf_counter() - start
-            scores = score(hyps, refs)
+            scores = score(hyps, refs, tgt)
             row[f"bleu_{label}"], row[f"chrf_{label}"], row[f"ter_{label}"] = scores["bleu"], scores["chrf"], scores["ter"]
+            row[f"bleu_tok_lc_{label}"], row["bleu_tok_lc_signature"] = scores["bleu_tok_lc"], scores["bleu_tok_lc_signature"]
             row[f"decode_seconds_{label}"] = round(seconds, 2)
             row[f"decode_sent_per_s_{label}"] = round(len(sources) / seconds, 1)
             row["bleu_signature"], row["chrf_signature"] = scores["bleu_signature"], scores["chrf_signature"]
@@ -305,7 +306,7 @@ def run_config(name: str, overrides: list[str], src: str, tgt: str, work: Path, 
 
 # --- report ----------------------------------------------------------------------------------
 COLUMNS = ["config", "direction", "precision", "params (M)", "epochs", "train tgt tok/s", "BLEU greedy", f"BLEU beam{BEAM}",
-           f"chrF beam{BEAM}", "decode sent/s greedy", f"decode sent/s beam{BEAM}", "peak RSS MiB", "wall time min"]
+           f"chrF beam{BEAM}", f"tok. lc BLEU beam{BEAM}", "decode sent/s greedy", f"decode sent/s beam{BEAM}", "peak RSS MiB", "wall time min"]
 
 
 def fmt(value, digits: int = 1) -> str:
@@ -325,15 +326,19 @@ def table(rows: list[dict]) -> str:
             wall = r.get("pipeline_seconds")
             cells = [r["config"], r["direction"], fmt(r.get("precision")), fmt(r.get("params_millions"), 2), fmt(r.get("epochs")),
                      fmt(r.get("train_tgt_tokens_per_s"), 0), fmt(r.get("bleu_greedy"), 2), fmt(r.get(f"bleu_beam{BEAM}"), 2),
-                     fmt(r.get(f"chrf_beam{BEAM}"), 2), fmt(r.get("decode_sent_per_s_greedy")),
+                     fmt(r.get(f"chrf_beam{BEAM}"), 2), fmt(r.get(f"bleu_tok_lc_beam{BEAM}"), 2),
+                     fmt(r.get("decode_sent_per_s_greedy")),
                      fmt(r.get(f"decode_sent_per_s_beam{BEAM}")), fmt(r.get("peak_rss_mib"), 0),
                      fmt(wall / 60 if wall is not None else None)]
         lines.append("| " + " | ".join(cells) + " |")
     signatures = sorted({r["bleu_signature"] for r in rows if r.get("bleu_signature")})
     chrf = sorted({r["chrf_signature"] for r in rows if r.get("chrf_signature")})
     lines.append("")
+    tok = sorted({r["bleu_tok_lc_signature"] for r in rows if r.get("bleu_tok_lc_signature")})
     lines.append("BLEU signature: " + ("; ".join(signatures) if signatures else "n/a") +
                  ("  ·  chrF signature: " + "; ".join(chrf) if chrf else ""))
+    lines.append("Tokenized lowercased BLEU (comparable with published IWSLT'14 figures, not with sacreBLEU): " +
+                 ("; ".join(tok) if tok else "n/a"))
     failed = [r for r in rows if r["status"] != "ok"]
     for r in failed:
         first = (r.get("error") or "").strip().splitlines()

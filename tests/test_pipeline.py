@@ -95,6 +95,8 @@ def test_mlflow_sqlite_holds_the_run(smoke_repo):
     test = json.loads((smoke_repo / "metrics/test.json").read_text())
     assert run.data.metrics["test_bleu"] == pytest.approx(test["bleu"])
     assert run.data.tags["test_bleu_signature"] == test["bleu_signature"]
+    assert run.data.metrics["test_bleu_tok_lc"] == pytest.approx(test["bleu_tok_lc"])
+    assert run.data.tags["test_bleu_tok_lc_signature"] == test["bleu_tok_lc_signature"]
     assert run.data.params["model.hidden_size"] == "128"  # the smoke overlay, resolved
     assert run.data.params["data.archive"].endswith(".tgz")
     assert "valid_bleu" in run.data.metrics and "train_loss_epoch" in run.data.metrics

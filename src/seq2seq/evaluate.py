@@ -7,7 +7,8 @@
 `decode.checkpoint` picks the checkpoint: best (by valid BLEU), last, or averaged.
 
 Hypotheses are detokenized with SentencePiece and scored against the raw references: BLEU,
-chrF and TER, each with its sacreBLEU signature.
+chrF and TER, each with its sacreBLEU signature (the headline scores), and `bleu_tok_lc`, BLEU on
+Moses-tokenized lowercased text as published IWSLT'14 figures are computed (see tokenized_bleu).
 
 MLflow: one run per pipeline run. The first evaluation of a trained model logs into the run the
 train stage created (named in --run). When that run was evaluated already — DVC reused the
@@ -76,13 +77,32 @@ def translate(model, sp_src, sp_tgt, sentences: list[str], beam_size: int = 5, l
     return [hyps[0][0] for hyps in nbest]
 
 
-def score(hyps: list[str], refs: list[str]) -> dict:
-    """BLEU, chrF and TER of detokenized hypotheses against raw references, with signatures."""
+def score(hyps: list[str], refs: list[str], lang: str = "en") -> dict:
+    """BLEU, chrF and TER of detokenized hypotheses against raw references, with signatures
+    (sacreBLEU: the headline), and `bleu_tok_lc`, BLEU as published IWSLT'14 figures compute it."""
     result = {}
     for name, metric in [("bleu", sacrebleu.metrics.BLEU()), ("chrf", sacrebleu.metrics.CHRF()), ("ter", sacrebleu.metrics.TER())]:
         result[name] = round(metric.corpus_score(hyps, [refs]).score, 4)
         result[f"{name}_signature"] = str(metric.get_signature())
+    result["bleu_tok_lc"], result["bleu_tok_lc_signature"] = tokenized_bleu(hyps, refs, lang)
     return result
+
+
+def tokenized_bleu(hyps: list[str], refs: list[str], lang: str) -> tuple[float, str]:
+    """BLEU comparable with published IWSLT'14 figures (fairseq's prepare-iwslt14.sh and scorer,
+    Joey NMT): both sides get fairseq's ’ → ' replacement, the Moses tokenizer (sacremoses,
+    language `lang`, no aggressive hyphen splitting) and lowercasing; then corpus BLEU with no
+    further tokenization and no smoothing (multi-bleu.perl). Not comparable with sacreBLEU."""
+    import sacremoses
+
+    moses = sacremoses.MosesTokenizer(lang=lang)
+
+    def prep(lines: list[str]) -> list[str]:
+        return [moses.tokenize(line.replace("\u2019", "'"), escape=False, return_str=True) for line in lines]
+
+    metric = sacrebleu.metrics.BLEU(tokenize="none", lowercase=True, smooth_method="none", force=True)
+    value = round(metric.corpus_score(prep(hyps), [prep(refs)]).score, 4)
+    return value, f"moses:sacremoses-{sacremoses.__version__}|lang:{lang}|{metric.get_signature()}"
 
 
 EVALUATED = "seq2seq.evaluated"  # tag of a run that holds test scores
@@ -147,7 +167,7 @@ def run(cfg, data: Path, tokenizer: Path, checkpoints: Path, run_file: Path, out
     d = cfg.decode
     hyps = translate(model, load_sp(tokenizer, "src"), load_sp(tokenizer, "tgt"), sources, d.beam_size,
                      d.length_penalty, d.max_len_a, d.max_len_b, d.batch_size, progress=True)
-    scores = score(hyps, refs)
+    scores = score(hyps, refs, cfg.data.tgt)
     with atomic_path(out) as tmp:
         tmp.mkdir()
         (tmp / "hyps.txt").write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
@@ -159,7 +179,7 @@ def run(cfg, data: Path, tokenizer: Path, checkpoints: Path, run_file: Path, out
         print(f"mlflow: test scores in run {run_id} of {tracking.redact(uri)}"
               + ("" if run_id == trained_id else f" (the model comes from run {trained_id})"))
         mlc = tracking.client(uri)
-        for name in ("bleu", "chrf", "ter"):
+        for name in ("bleu", "chrf", "ter", "bleu_tok_lc"):
             mlc.log_metric(run_id, f"test_{name}", scores[name])
             mlc.set_tag(run_id, f"test_{name}_signature", scores[f"{name}_signature"])
         mlc.log_param(run_id, "test.sentences", len(hyps))
