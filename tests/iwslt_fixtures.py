@@ -36,6 +36,14 @@ EDGE_PAIRS = [
     (" ".join(["Wort"] * 175), " ".join(["word"] * 175)),  # exactly max_len words
     ("Rock & Roll <3", "rock & roll <3"),                 # raw & and < stay as they are
 ]
+# Also in talk 1: pairs that counting whitespace-separated words would judge the other way. The
+# filter counts Moses tokens, as fairseq's clean-corpus-n.perl sees them after tokenizer.perl.
+MOSES_DROPPED = ("Hallo, Welt! Ja? Nein!", "Hello world no")  # 4 words against 3, but 8 Moses tokens against 3
+MOSES_KEPT = ("Ja, nein, vielleicht.", "Yes no maybe maybe so")  # 3 words against 5, but 6 tokens against 5
+# Credits as WIT3 writes them: filled in on the translated side, empty on the other. They stay
+# training pairs, as in fairseq (whose length filter drops these: 22 Moses tokens against 7).
+REVIEWER = ('<reviewer href="http://www.ted.com/profiles/1">Rita Reviewer</reviewer>', "<reviewer></reviewer>")
+TRANSLATOR = ('<translator href="http://www.ted.com/profiles/2">Tom Translator</translator>', "<translator></translator>")
 # A test segment the filter would drop; test is never filtered.
 TEST_ODD_PAIR = ("kurz", "")
 
@@ -54,9 +62,10 @@ def make_corpus(src: str = "de", tgt: str = "en", n_talks: int = 3, lines_per_ta
     for t in range(1, n_talks + 1):
         lines = [sentence(f"t{t}.{i}") for i in range(1, lines_per_talk + 1)]
         if t == 1:
-            lines[5:5] = BAD_PAIRS + EDGE_PAIRS
+            lines[5:5] = BAD_PAIRS + EDGE_PAIRS + [MOSES_DROPPED, MOSES_KEPT]
         talks.append({
             "talkid": 100 + t,
+            "speaker": (f"Speaker {100 + t}", f"Speaker {100 + t}"),
             "title": (f"Titel {t}: Ideen", f"Title {t}: ideas"),
             "description": (f"Beschreibung {t} des Vortrags", f"Description {t} of the talk"),
             "lines": lines,
@@ -68,8 +77,16 @@ def make_corpus(src: str = "de", tgt: str = "en", n_talks: int = 3, lines_per_ta
 
 
 def train_pairs(corpus: dict) -> list[tuple[str, str]]:
-    """Every text pair of train.tags, in file order (titles and descriptions included)."""
-    return [p for talk in corpus["talks"] for p in [talk["title"], talk["description"], *talk["lines"]]]
+    """Every text pair of train.tags as fairseq reads it, in file order: the <speaker> lines,
+    markup included, titles and descriptions without their tags, the credits, the text."""
+    return [p for talk in corpus["talks"]
+            for p in [tuple(f"<speaker>{s}</speaker>" for s in talk["speaker"]), talk["title"], talk["description"],
+                      REVIEWER, TRANSLATOR, *talk["lines"]]]
+
+
+def filtered_out(corpus: dict) -> set[tuple[str, str]]:
+    """The training pairs the default filter (1, 175, 1.5 on Moses tokens) drops."""
+    return {*BAD_PAIRS, MOSES_DROPPED, REVIEWER, TRANSLATOR}
 
 
 def xml_pairs(corpus: dict) -> list[tuple[str, str]]:
@@ -124,13 +141,11 @@ def _train_tags(corpus: dict, side: int) -> str:
         tid = talk["talkid"]
         out += [f"<url>http://www.ted.com/talks/talk_{tid}.html</url>",
                 "<keywords>talks, culture, music</keywords>",
-                f"<speaker>Speaker {tid}</speaker>",
+                f"<speaker>{talk['speaker'][side]}</speaker>",
                 f"<talkid>{tid}</talkid>",
                 f"<title>{talk['title'][side]}</title>",
-                f"<description>{talk['description'][side]}</description>"]
-        if side == 0:  # the translated side carries reviewer/translator lines; alignment must survive them
-            out += ['<reviewer href="http://www.ted.com/profiles/1">Rita Reviewer</reviewer>',
-                    '<translator href="http://www.ted.com/profiles/2">Tom Translator</translator>']
+                f"<description>{talk['description'][side]}</description>",
+                REVIEWER[side], TRANSLATOR[side]]
         out += [f"  {line[side]} " if i % 7 == 3 else line[side] for i, line in enumerate(talk["lines"])]
     return "\n".join(out) + "\n"
 

@@ -4,8 +4,8 @@ import json
 
 import pytest
 from iwslt_fixtures import (
-    BAD_PAIRS, EDGE_PAIRS, TEST_ODD_PAIR, TEST_SETS, build_iwslt_archive, make_corpus, make_parallel,
-    xml_pairs, train_pairs, write_parallel,
+    BAD_PAIRS, EDGE_PAIRS, MOSES_DROPPED, MOSES_KEPT, REVIEWER, TEST_ODD_PAIR, TEST_SETS, build_iwslt_archive,
+    filtered_out, make_corpus, make_parallel, xml_pairs, train_pairs, write_parallel,
 )
 from omegaconf import OmegaConf
 
@@ -17,8 +17,9 @@ from seq2seq.io import read_lines
 from seq2seq.iwslt import read_pair, read_train_tags, read_xml_segments
 
 CORPUS = make_corpus()
-N_RAW = 3 * (2 + 80) + len(BAD_PAIRS) + len(EDGE_PAIRS)  # 3 talks of title, description, 80 lines; extras in talk 1
-CLEAN = [p for p in train_pairs(CORPUS) if p not in BAD_PAIRS]
+# 3 talks of speaker, title, description, reviewer, translator, 80 lines; extras in talk 1
+N_RAW = 3 * (5 + 80) + len(BAD_PAIRS) + len(EDGE_PAIRS) + 2
+CLEAN = [p for p in train_pairs(CORPUS) if p not in filtered_out(CORPUS)]
 
 
 def extract(tmp_path, **kw):
@@ -42,10 +43,14 @@ def test_train_tags_drop_metadata_keep_title_and_description(tmp_path):
     en = read_train_tags(raw / "de-en/train.tags.de-en.en")
     assert de == [s for s, _ in train_pairs(CORPUS)]
     assert en == [t for _, t in train_pairs(CORPUS)]
-    assert len(de) == N_RAW == 252
-    assert de[:3] == ["Titel 1: Ideen", "Beschreibung 1 des Vortrags", CORPUS["talks"][0]["lines"][0][0]]
-    assert not [line for line in de if line.startswith(("<url>", "<talkid>", "<keywords>", "<speaker>",
-                                                       "<reviewer", "<translator", "<title>", "<description>"))]
+    assert len(de) == N_RAW == 263
+    # fairseq drops only the <url>, <talkid> and <keywords> lines and the title/description tags
+    assert de[:6] == ["<speaker>Speaker 101</speaker>", "Titel 1: Ideen", "Beschreibung 1 des Vortrags", REVIEWER[0],
+                      '<translator href="http://www.ted.com/profiles/2">Tom Translator</translator>',
+                      CORPUS["talks"][0]["lines"][0][0]]
+    assert en[3:5] == ["<reviewer></reviewer>", "<translator></translator>"]
+    assert not [line for line in de if any(tag in line for tag in ("<url>", "<talkid>", "<keywords>", "<title>",
+                                                                    "</title>", "<description>", "</description>"))]
     assert "Rock & Roll <3" in de  # train text is not XML: nothing unescaped or stripped
 
 
@@ -115,14 +120,26 @@ def test_read_pair_names_both_files_and_counts(tmp_path):
     ("  ", "x", False),                # blank side
     ("a " * 175, "x " * 175, True),    # max_len words
     ("a " * 176, "x " * 176, False),   # one word too many
+    ("a " + "b" * 1000, "x y", True),  # a word of 1,000 characters
+    ("a " + "b" * 1001, "x y", False),  # clean-corpus-n.perl's max-word-length
 ])
 def test_keep_pair_like_moses_clean_corpus(src, tgt, kept):
-    assert prepare.keep_pair(src, tgt, min_len=1, max_len=175, max_ratio=1.5) is kept
+    assert prepare.keep_pair(src.split(), tgt.split(), min_len=1, max_len=175, max_ratio=1.5) is kept
 
 
 def test_keep_pair_min_len():
-    assert not prepare.keep_pair("a b", "x y", min_len=3, max_len=10, max_ratio=9)
-    assert prepare.keep_pair("a b c", "x y z", min_len=3, max_len=10, max_ratio=9)
+    assert not prepare.keep_pair(["a", "b"], ["x", "y"], min_len=3, max_len=10, max_ratio=9)
+    assert prepare.keep_pair(["a", "b", "c"], ["x", "y", "z"], min_len=3, max_len=10, max_ratio=9)
+
+
+def test_the_filter_counts_moses_tokens_as_fairseq_does():
+    # tokenizer.perl -l de / -l en (escaping on), written out by hand
+    assert prepare.moses_words([MOSES_DROPPED[0]], "de", "t") == [["Hallo", ",", "Welt", "!", "Ja", "?", "Nein", "!"]]
+    assert prepare.moses_words(["it's R&D <3", ""], "en", "t") == [["it", "&apos;s", "R", "&amp;", "D", "&lt;", "3"], []]
+    assert prepare.moses_words(["Er sagt's."], "de", "t") == [["Er", "sagt", "&apos;", "s", "."]]
+    # the last word's period goes even after a non-breaking prefix; inside, it stays; "..." is one token
+    assert prepare.moses_words(["Äpfel, Birnen usw.", "z.B. der U.S. Senat", "Und dann..."], "de", "t") == [
+        ["Äpfel", ",", "Birnen", "usw", "."], ["z.B.", "der", "U.S.", "Senat"], ["Und", "dann", "..."]]
 
 
 def test_split_valid_takes_every_nth_one_based():
@@ -132,17 +149,17 @@ def test_split_valid_takes_every_nth_one_based():
     assert len(train) == 66 and ("22", "22") in train and ("24", "24") in train
 
 
-def test_test_sets_order_standard_first_then_sorted(tmp_path):
+def test_test_sets_are_fairseqs_five_in_order_and_only_those(tmp_path):
     names = ["IWSLT14.TED.tst2013", "IWSLT14.TED.tst2012", "IWSLT14.TEDX.dev2012", "IWSLT14.ABC.dev",
              "IWSLT14.TED.dev2010"]
     for name in names:
         for lang in ("de", "en"):
             (tmp_path / f"{name}.de-en.{lang}.xml").touch()
-    found = [name for name, _, _ in prepare.find_test_sets(tmp_path, "de", "en")]
-    assert found == ["IWSLT14.TED.dev2010", "IWSLT14.TEDX.dev2012", "IWSLT14.TED.tst2012",
-                     "IWSLT14.ABC.dev", "IWSLT14.TED.tst2013"]
-    (tmp_path / "IWSLT14.ABC.dev.de-en.en.xml").unlink()
-    with pytest.raises(DataError, match=r"IWSLT14\.ABC\.dev\.de-en\.de\.xml has no en side"):
+    found, unused = prepare.find_test_sets(tmp_path, "de", "en")
+    assert [name for name, _, _ in found] == ["IWSLT14.TED.dev2010", "IWSLT14.TEDX.dev2012", "IWSLT14.TED.tst2012"]
+    assert unused == ["IWSLT14.ABC.dev", "IWSLT14.TED.tst2013"]
+    (tmp_path / "IWSLT14.TED.tst2012.de-en.en.xml").unlink()
+    with pytest.raises(DataError, match=r"IWSLT14\.TED\.tst2012\.de-en\.de\.xml has no en side"):
         prepare.find_test_sets(tmp_path, "de", "en")
 
 
@@ -150,17 +167,19 @@ def test_test_sets_order_standard_first_then_sorted(tmp_path):
 def test_prepare_iwslt_splits_and_stats(tmp_path):
     raw = extract(tmp_path)
     splits, stats = prepare.prepare_iwslt(raw, "de", "en", 1, 175, 1.5, 23)
-    assert len(CLEAN) == 249
+    assert len(CLEAN) == 263 - 10 == 253  # 3 bad, 1 judged by its Moses tokens, 3 reviewers, 3 translators
     assert splits["valid"] == CLEAN[22::23]
     assert splits["train"] == [p for i, p in enumerate(CLEAN, 1) if i % 23]
     assert splits["test"] == xml_pairs(CORPUS)
-    assert not set(BAD_PAIRS) & set(splits["train"] + splits["valid"])
-    assert set(EDGE_PAIRS) <= set(splits["train"] + splits["valid"])
+    assert not filtered_out(CORPUS) & set(splits["train"] + splits["valid"])
+    assert {*EDGE_PAIRS, MOSES_KEPT} <= set(splits["train"] + splits["valid"])
+    assert ("<speaker>Speaker 102</speaker>",) * 2 in splits["train"] + splits["valid"]
     assert TEST_ODD_PAIR in splits["test"]  # test is never filtered
     assert stats == {
-        "train_raw": 252, "train_filtered_out": 3, "train": 239, "valid": 10, "test": 24,
+        "train_raw": 263, "train_filtered_out": 10, "train": 242, "valid": 11, "test": 24,
         "test_sets": {"IWSLT14.TED.dev2010": 5, "IWSLT14.TEDX.dev2012": 4, "IWSLT14.TED.tst2010": 6,
                       "IWSLT14.TED.tst2011": 5, "IWSLT14.TED.tst2012": 4},
+        "test_sets_unused": "", "fairseq_split": False,
     }
     assert list(stats["test_sets"]) == list(TEST_SETS)
 
@@ -171,7 +190,7 @@ def test_run_writes_files_and_stats(tmp_path, capsys):
     cfg.data.filter.max_ratio = 2.0  # now the ratio-2 pair stays
     stats = prepare.run(cfg, raw, tmp_path / "prepared", tmp_path / "metrics/prepare.json")
     out = tmp_path / "prepared"
-    clean = [p for p in train_pairs(CORPUS) if p not in BAD_PAIRS or p == BAD_PAIRS[1]]
+    clean = [p for p in train_pairs(CORPUS) if p not in filtered_out(CORPUS) or p == BAD_PAIRS[1]]
     assert sorted(p.name for p in out.iterdir()) == [f"{s}.{lang}" for s in ("test", "train", "valid")
                                                       for lang in ("de", "en")]
     assert read_lines(out / "valid.de") == [s for s, _ in clean[9::10]]
@@ -180,13 +199,13 @@ def test_run_writes_files_and_stats(tmp_path, capsys):
     assert read_lines(out / "test.de") == [s for s, _ in xml_pairs(CORPUS)]
     assert read_lines(out / "test.en") == [t for _, t in xml_pairs(CORPUS)]
     assert json.loads((tmp_path / "metrics/prepare.json").read_text()) == stats
-    assert (stats["train_raw"], stats["train_filtered_out"], stats["train"], stats["valid"]) == (252, 2, 225, 25)
-    assert "prepare: train 225, valid 25, test 24" in capsys.readouterr().err
+    assert (stats["train_raw"], stats["train_filtered_out"], stats["train"], stats["valid"]) == (263, 9, 229, 25)
+    assert "prepare: train 229, valid 25, test 24" in capsys.readouterr().err
 
 
 def test_misaligned_train_names_both_files_and_counts(tmp_path):
     raw = extract(tmp_path, misaligned=True)
-    with pytest.raises(DataError, match=r"train\.tags\.de-en\.de has 252 segments but \S*train\.tags\.de-en\.en has 251"):
+    with pytest.raises(DataError, match=r"train\.tags\.de-en\.de has 263 segments but \S*train\.tags\.de-en\.en has 262"):
         prepare.run(cfg_for(), raw, tmp_path / "prepared", tmp_path / "stats.json")
     assert not (tmp_path / "prepared").exists() and not (tmp_path / "stats.json").exists()
 
@@ -212,7 +231,7 @@ def test_main_ok_and_error_exit(tmp_path, capsys):
     OmegaConf.save(compose(), params)
     args = ["--params", str(params), "--raw", str(raw), "--out", str(tmp_path / "p"), "--stats", str(tmp_path / "s.json")]
     prepare.main(args)
-    assert json.loads((tmp_path / "s.json").read_text())["train"] == 239
+    assert json.loads((tmp_path / "s.json").read_text())["train"] == 242
     args[3] = str(tmp_path / "nowhere")
     with pytest.raises(SystemExit) as exc:
         prepare.main(args)

@@ -31,9 +31,12 @@ SETTINGS = settings(max_examples=int(os.environ.get("SEQ2SEQ_PROPERTY_EXAMPLES",
 LONG = 100_000
 BOM = b"\xef\xbb\xbf"
 
-# The documented policy, written out independently of the implementation.
-META = re.compile(r"<(?:url|talkid|keywords|speaker)>|<(?:reviewer|translator|doc)(?=[\s>/])|</doc\s*>")
-TEXT_TAGS = re.compile(r"</?(?:title|description)>")
+# fairseq's prepare-iwslt14.sh, transcribed (not the implementation's code):
+#   grep -v '<url>' | grep -v '<talkid>' | grep -v '<keywords>' |
+#   sed -e 's/<title>//g' | sed -e 's/<\/title>//g' | sed -e 's/<description>//g' | sed -e 's/<\/description>//g'
+# then whitespace stripped (the project's own rule for every reader).
+GREP_V = ["<url>", "<talkid>", "<keywords>"]
+SEDS = ["<title>", "</title>", "<description>", "</description>"]
 BREAKS = "\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029"  # what str.splitlines splits on
 
 
@@ -80,17 +83,17 @@ def eol_join(lines: list[str], crlf: bool, final: bool) -> str:
 
 # --- train.tags --------------------------------------------------------------------------------
 def not_meta(s: str) -> bool:
-    return not META.match(s.strip())
+    return not any(g in s for g in GREP_V)
 
 
 tags_text = any_text.filter(not_meta)
-# Text lines that look like tags but are not metadata: kept as written.
+# Text lines that look like tags but are not metadata for fairseq: kept as written.
 TAG_LIKE_TEXT = ["<foo>bar</foo>", "<applause/>", "<docs>", "<reviewers> x", "<urls>", "</p>",
-                 "<speakers>", "<title></title>", '<seg id="1">x</seg>', "&amp; <3"]
-# Metadata that may turn up inside a talk's text; dropped on both sides.
-META_LINES = ["<url>http://x</url>", "<keywords>a, b</keywords>", "<speaker>S</speaker>",
-              '<reviewer href="http://r">R</reviewer>', "<translator>T</translator>",
-              '<doc docid="1">', "</doc>", "  <reviewer></reviewer>  "]
+                 "<speakers>", "<title></title>", '<seg id="1">x</seg>', "&amp; <3", "<speaker>S</speaker>",
+                 '<reviewer href="http://r">R</reviewer>', "<translator>T</translator>", '<doc docid="1">',
+                 "</doc>", "  <reviewer></reviewer>  ", "<<title>/title>", "<url >", "<tit<title>le>"]
+# Metadata that may turn up inside a talk's text: any line holding <url> or <keywords>.
+META_LINES = ["<url>http://x</url>", "<keywords>a, b</keywords>", "text <url> inside", "  x<keywords>"]
 MISALIGN_TAGS = ["drop", "extra", "move", "swap_talks"]
 
 
@@ -136,20 +139,25 @@ def _tags_lines(talks: list[dict], side: int) -> list[tuple[str, int | None]]:
     lines = []
     for i, talk in enumerate(talks):
         meta = talk["meta"][side].replace("\n", " ")
+        # The <speaker> line comes before <talkid>, so the reader counts it in the talk before:
+        # like the credits and tag-like lines, it is text but never chosen to break alignment (None).
+        name = meta.replace("<url>", "").replace("<talkid>", "").replace("<keywords>", "")
         lines += [(f"<url>http://www.ted.com/talks/{meta}</url>", None), (f"<keywords>{meta}</keywords>", None),
-                  (f"<speaker>{meta}</speaker>", None), (f"<talkid>{talk['talkid']}</talkid>", None),
+                  (f"<speaker>{name}</speaker>", None), (f"<talkid>{talk['talkid']}</talkid>", None),
                   (f"<title>{talk['title'][side]}</title>", i),
                   (f"  <description>{talk['description'][side]}</description> ", i)]
-        credits = [(f'<reviewer href="http://www.ted.com/profiles/{i}">{meta}</reviewer>', None),
-                   (f'<translator href="http://www.ted.com/profiles/{i}">{meta}</translator>', None)]
-        if side == 0 and not talk["credits_at_end"]:
+        credits = [(f'<reviewer href="http://www.ted.com/profiles/{i}">{name}</reviewer>' if side == 0 else
+                    "<reviewer></reviewer>", None),
+                   (f'<translator href="http://www.ted.com/profiles/{i}">{name}</translator>' if side == 0 else
+                    "<translator></translator>", None)]
+        if not talk["credits_at_end"]:
             lines += credits
         for item in talk["body"]:
-            if len(item) == 3:  # ("text" | "meta", src line, tgt line)
-                lines.append((item[1 + side], i if item[0] == "text" else None))
+            if len(item) == 3:  # ("text" | "meta", src line, tgt line): never chosen to break alignment
+                lines.append((item[1 + side], None))
             else:
                 lines.append((item[side], i))
-        if side == 0 and talk["credits_at_end"]:
+        if talk["credits_at_end"]:
             lines += credits
     return lines
 
@@ -189,7 +197,14 @@ def _talk_span(lines, talk):
 
 
 def expected_tags(lines: list[tuple[str, int | None]]) -> list[str]:
-    return [TEXT_TAGS.sub("", line.strip()).strip() for line, _ in lines if not META.match(line.strip())]
+    out = []
+    for line, _ in lines:
+        if any(g in line for g in GREP_V):
+            continue
+        for tag in SEDS:
+            line = line.replace(tag, "")
+        out.append(line.strip())
+    return out
 
 
 def utf8_ok(strings) -> bool:
@@ -540,8 +555,9 @@ def test_line_moved_between_talks_is_refused_though_counts_match(tmp_path):
 
 
 def test_tag_like_text_lines_are_text(tmp_path):
-    (tmp_path / "t.de").write_text("<talkid>1</talkid>\n<docs> sind gut\n<reviewers> x\n<reviewer href='r'>R</reviewer>\n")
-    assert read_train_tags(tmp_path / "t.de") == ["<docs> sind gut", "<reviewers> x"]
+    (tmp_path / "t.de").write_text("<talkid>1</talkid>\n<docs> sind gut\n<reviewers> x\n<reviewer href='r'>R</reviewer>\n"
+                                   "x <keywords> y\n<<title>/title>\n")
+    assert read_train_tags(tmp_path / "t.de") == ["<docs> sind gut", "<reviewers> x", "<reviewer href='r'>R</reviewer>", ""]
 
 
 def test_xml_reordered_segments_are_refused(tmp_path):

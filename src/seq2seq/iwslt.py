@@ -8,11 +8,13 @@ file and, where known, the line. Lines end at LF or CRLF only (io.read_lines): a
 or U+2028 stays inside its line; a leading BOM is dropped; invalid UTF-8 is an error.
 
 train.tags files
-    After stripping whitespace, a line is metadata when it starts with <url>, <talkid>,
-    <keywords> or <speaker>, or is a <reviewer ...>, <translator ...>, <doc ...> or </doc> tag;
-    every other line is a text line (unknown tags such as <foo> or <docs> included, kept as
-    written), with <title>, </title>, <description> and </description> removed wherever they
-    occur and whitespace stripped again. Empty text lines stay (as "").
+    Exactly fairseq's `grep -v '<url>' | grep -v '<talkid>' | grep -v '<keywords>'` and its
+    `sed` of the title and description tags: a line is metadata when it contains <url>, <talkid>
+    or <keywords> anywhere; every other line is a text line, with <title>, </title>,
+    <description> and </description> removed wherever they occur and whitespace stripped. So the
+    <speaker>, <reviewer ...> and <translator ...> lines stay, markup and all, as fairseq keeps
+    them (its length filter drops most of them later), and so do unknown tags such as <foo>.
+    Empty text lines stay (as "").
 
 XML sets
     Every <seg> in document order, text stripped, entities and character references
@@ -52,10 +54,11 @@ from seq2seq.io import read_bytes, read_lines
 
 log = logging.getLogger(__name__)
 
-# A (stripped) line matching this is talk metadata, not text.
-META = re.compile(r"<(?:url|talkid|keywords|speaker)>|<(?:reviewer|translator|doc)(?=[\s>/])|</doc\s*>")
-# These wrap text that fairseq keeps as a training segment.
-TEXT_TAGS = re.compile(r"</?(title|description)>")
+# A line containing one of these is talk metadata, not text (fairseq's grep -v).
+META = ("<url>", "<talkid>", "<keywords>")
+# These wrap text that fairseq keeps as a training segment; removed one after the other, as its
+# four `sed` commands do.
+TEXT_TAGS = ("<title>", "</title>", "<description>", "</description>")
 _TALKID = re.compile(r"<talkid>(.*?)(?:</talkid>|$)")
 
 # Text fallback for XML files expat rejects.
@@ -85,13 +88,14 @@ def train_tags_segments(path: str | os.PathLike) -> list[Segment]:
     """read_train_tags with lines and keys ("talk", number, talkid); see the module docstring."""
     out, talk = [], ("talk", 0, None)
     for n, line in enumerate(read_lines(path), start=1):
-        line = line.strip()
-        if META.match(line):
-            m = _TALKID.match(line)
+        if any(tag in line for tag in META):
+            m = _TALKID.search(line)
             if m:
                 talk = ("talk", talk[1] + 1, m.group(1).strip())
             continue
-        out.append(Segment(TEXT_TAGS.sub("", line).strip(), n, talk))
+        for tag in TEXT_TAGS:
+            line = line.replace(tag, "")
+        out.append(Segment(line.strip(), n, talk))
     return out
 
 

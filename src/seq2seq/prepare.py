@@ -6,23 +6,31 @@
 Writes <out>/{train,valid,test}.{src,tgt}, one segment a line, cased and untokenized (<out>
 appears whole or not at all), and a stats JSON with the counts.
 
-data.source=iwslt14, like fairseq's prepare-iwslt14.sh:
-  * train.tags.{pair}.{src,tgt} give the training pairs (metadata dropped, titles and
-    descriptions kept); they are cleaned (below), then every `valid_every`-th cleaned pair
-    (1-based: 23, 46, ...) goes to valid and the rest to train.
-  * test is the concatenation of the XML sets in this order: IWSLT14.TED.dev2010,
-    IWSLT14.TEDX.dev2012, IWSLT14.TED.tst2010, IWSLT14.TED.tst2011, IWSLT14.TED.tst2012
-    (those present; 6,750 pairs for de-en), then any other IWSLT14.*.xml set in sorted
-    file-name order.
+data.source=iwslt14, exactly as fairseq's prepare-iwslt14.sh selects pairs:
+  * train.tags.{pair}.{src,tgt} give the training pairs (lines with <url>, <talkid> or
+    <keywords> dropped, title and description tags removed: seq2seq.iwslt); they are cleaned as
+    clean-corpus-n.perl -ratio 1.5 ... 1 175 cleans fairseq's Moses-tokenized text: each side
+    is tokenized with the Moses tokenizer (sacremoses, the side's language, escaping on, as
+    tokenizer.perl runs there), and the counts of those tokens decide. Then every
+    `valid_every`-th cleaned pair (1-based: 23, 46, ...) goes to valid and the rest to train.
+  * test is the concatenation of exactly these XML sets, in this order: IWSLT14.TED.dev2010,
+    IWSLT14.TEDX.dev2012, IWSLT14.TED.tst2010, IWSLT14.TED.tst2011, IWSLT14.TED.tst2012.
+    Other IWSLT14.*.xml sets in the archive are not used (stats: test_sets_unused).
+  The text written is the raw, cased, untokenized text of the selected pairs: tokenization only
+  decides the selection. On the official de-en.tgz this gives fairseq's 160,239 / 7,283 / 6,750
+  train / valid / test pairs; the stage warns when an archive gives other counts (stats:
+  fairseq_split).
 data.source=parallel: <raw>/parallel/{train,valid,test}.{src,tgt}; valid and test as given.
 
 Both sides of every file pair must line up, or DataError names both files: equal counts for
 all, and for the official layout the same talks (train.tags) or (docid, seg id) keys (XML),
 position by position (see seq2seq.iwslt). Line-break characters inside a segment become spaces.
 
-Cleaning (Moses clean-corpus-n.perl, counting whitespace-separated words) applies to training
-pairs only, never to valid-as-given or test: a pair is dropped when a side is empty, has fewer
-than min_len or more than max_len words, or when longer/shorter > max_ratio.
+Cleaning (Moses clean-corpus-n.perl) applies to training pairs only, never to valid-as-given or
+test: a pair is dropped when a side is empty, has fewer than min_len or more than max_len words,
+has a word longer than 1,000 characters, or when longer/shorter > max_ratio. Words are Moses
+tokens for iwslt14 (above) and whitespace-separated words for parallel data, whose "languages"
+may be anything (summaries, tags).
 """
 
 from __future__ import annotations
@@ -33,6 +41,8 @@ import os
 import sys
 from pathlib import Path
 
+from tqdm import tqdm
+
 from seq2seq.config import load_params
 from seq2seq.errors import ConfigError, DataError
 from seq2seq.io import atomic_path, one_line, read_lines, write_json, write_lines
@@ -40,25 +50,57 @@ from seq2seq.iwslt import read_pair, read_train_tags, read_xml_segments
 from seq2seq.stage import run_stage
 
 
+log = logging.getLogger("seq2seq.prepare")
 Pair = tuple[str, str]
 SPLITS = ("train", "valid", "test")
 TEST_ORDER = (
     "IWSLT14.TED.dev2010", "IWSLT14.TEDX.dev2012",
     "IWSLT14.TED.tst2010", "IWSLT14.TED.tst2011", "IWSLT14.TED.tst2012",
 )
+MAX_WORD_CHARS = 1000  # clean-corpus-n.perl's max-word-length
+# What fairseq's prepare-iwslt14.sh makes of the official archive (train, valid, test pairs), with
+# the default data.filter and data.valid_every.
+FAIRSEQ_COUNTS = {"de-en": {"train": 160_239, "valid": 7_283, "test": 6_750}}
+FAIRSEQ_SETTINGS = {"min_len": 1, "max_len": 175, "max_ratio": 1.5, "valid_every": 23}
 
 
-def keep_pair(src: str, tgt: str, min_len: int, max_len: int, max_ratio: float) -> bool:
-    """Moses clean-corpus-n: both sides within [min_len, max_len] words, ratio <= max_ratio."""
-    n, m = len(src.split()), len(tgt.split())
+def keep_pair(src_words: list[str], tgt_words: list[str], min_len: int = 1, max_len: int = 175,
+              max_ratio: float = 1.5) -> bool:
+    """Moses clean-corpus-n.perl on two tokenized sides: both within [min_len, max_len] words, no
+    word over 1,000 characters, longer/shorter <= max_ratio."""
+    n, m = len(src_words), len(tgt_words)
     if n == 0 or m == 0 or min(n, m) < min_len or max(n, m) > max_len:
+        return False
+    if any(len(w) > MAX_WORD_CHARS for w in src_words + tgt_words):
         return False
     return max(n, m) / min(n, m) <= max_ratio
 
 
-def clean(pairs: list[Pair], min_len: int = 1, max_len: int = 175, max_ratio: float = 1.5) -> list[Pair]:
-    """The pairs keep_pair accepts, in order."""
-    return [p for p in pairs if keep_pair(*p, min_len, max_len, max_ratio)]
+def clean(pairs: list[Pair], min_len: int = 1, max_len: int = 175, max_ratio: float = 1.5,
+          words: tuple[list[list[str]], list[list[str]]] | None = None) -> list[Pair]:
+    """The pairs keep_pair accepts, in order; `words` holds each side's tokens per pair
+    (default: whitespace-separated words)."""
+    src_words, tgt_words = words or ([s.split() for s, _ in pairs], [t.split() for _, t in pairs])
+    return [p for p, a, b in zip(pairs, src_words, tgt_words) if keep_pair(a, b, min_len, max_len, max_ratio)]
+
+
+def moses_words(lines: list[str], lang: str, what: str) -> list[list[str]]:
+    """The tokens tokenizer.perl -l {lang} (escaping on, no -a) makes of each line."""
+    from sacremoses import MosesTokenizer
+
+    moses = MosesTokenizer(lang=lang)
+    return [_split_final_period(moses.tokenize(line, escape=True)) if line.strip() else []
+            for line in tqdm(lines, desc=f"moses {what}", unit="line", mininterval=2, disable=len(lines) < 10_000)]
+
+
+def _split_final_period(tokens: list[str]) -> list[str]:
+    """tokenizer.perl splits the period off a sentence's last word even after a non-breaking
+    prefix ("usw." → "usw ."; "split last words independently"); sacremoses 0.2 does not.
+    Runs of dots ("...") stay one token, as in tokenizer.perl."""
+    last = tokens[-1] if tokens else ""
+    if len(last) > 1 and last.endswith(".") and last.strip("."):
+        return tokens[:-1] + [last[:-1], "."]
+    return tokens
 
 
 def split_valid(pairs: list[Pair], every: int) -> tuple[list[Pair], list[Pair]]:
@@ -68,19 +110,19 @@ def split_valid(pairs: list[Pair], every: int) -> tuple[list[Pair], list[Pair]]:
     return train, valid
 
 
-def find_test_sets(folder: str | os.PathLike, src: str, tgt: str) -> list[tuple[str, Path, Path]]:
-    """(name, src xml, tgt xml) of every IWSLT14.*.xml set in `folder`, in test order."""
+def find_test_sets(folder: str | os.PathLike, src: str, tgt: str) -> tuple[list[tuple[str, Path, Path]], list[str]]:
+    """(name, src xml, tgt xml) of fairseq's test sets present in `folder`, in fairseq's order,
+    and the names of the other IWSLT14.*.xml sets there (not used)."""
     folder, pair = Path(folder), f"{src}-{tgt}"
     suffix = f".{pair}.{src}.xml"
     names = sorted(p.name[: -len(suffix)] for p in folder.glob(f"IWSLT14.*{suffix}"))
-    names = [n for n in TEST_ORDER if n in names] + [n for n in names if n not in TEST_ORDER]
     sets = []
-    for name in names:
+    for name in [n for n in TEST_ORDER if n in names]:
         a, b = folder / f"{name}.{pair}.{src}.xml", folder / f"{name}.{pair}.{tgt}.xml"
         if not b.is_file():
             raise DataError(f"{a} has no {tgt} side: {b} not found")
         sets.append((name, a, b))
-    return sets
+    return sets, [n for n in names if n not in TEST_ORDER]
 
 
 def prepare_iwslt(
@@ -94,11 +136,13 @@ def prepare_iwslt(
         raise DataError(f"{folder}: not found (run the download stage first)")
     tags = [folder / f"train.tags.{pair}.{lang}" for lang in (src, tgt)]
     raw_pairs = _pairs(*read_pair(*tags, read_train_tags))
-    cleaned = clean(raw_pairs, min_len, max_len, max_ratio)
+    words = (moses_words([s for s, _ in raw_pairs], src, f"train.tags.{pair}.{src}"),
+             moses_words([t for _, t in raw_pairs], tgt, f"train.tags.{pair}.{tgt}"))
+    cleaned = clean(raw_pairs, min_len, max_len, max_ratio, words)
     train, valid = split_valid(cleaned, valid_every)
-    sets = find_test_sets(folder, src, tgt)
+    sets, unused = find_test_sets(folder, src, tgt)
     if not sets:
-        raise DataError(f"{folder}: no IWSLT14.*.{pair}.{src}.xml test sets")
+        raise DataError(f"{folder}: none of fairseq's test sets ({', '.join(f'{n}.{pair}.{src}.xml' for n in TEST_ORDER)})")
     test, test_sets = [], {}
     for name, a, b in sets:
         segs = _pairs(*read_pair(a, b, read_xml_segments))
@@ -106,7 +150,17 @@ def prepare_iwslt(
         test_sets[name] = len(segs)
     splits = {"train": train, "valid": valid, "test": test}
     stats = {"train_raw": len(raw_pairs), "train_filtered_out": len(raw_pairs) - len(cleaned),
-             "train": len(train), "valid": len(valid), "test": len(test), "test_sets": test_sets}
+             "train": len(train), "valid": len(valid), "test": len(test), "test_sets": test_sets,
+             "test_sets_unused": ", ".join(unused)}
+    settings = {"min_len": min_len, "max_len": max_len, "max_ratio": max_ratio, "valid_every": valid_every}
+    expected = FAIRSEQ_COUNTS.get(pair)
+    stats["fairseq_split"] = (expected is not None and settings == FAIRSEQ_SETTINGS
+                              and all(stats[k] == v for k, v in expected.items()))
+    if expected is not None and settings == FAIRSEQ_SETTINGS and not stats["fairseq_split"]:
+        log.warning("%s gives %s train / %s valid / %s test pairs, but fairseq's prepare-iwslt14.sh gives "
+                    "%s / %s / %s on the official %s.tgz: this is not the standard IWSLT'14 split, and scores "
+                    "on it are not comparable with published ones", folder, f"{len(train):,}", f"{len(valid):,}",
+                    f"{len(test):,}", *(f"{expected[k]:,}" for k in ("train", "valid", "test")), pair)
     return splits, stats
 
 
