@@ -259,3 +259,22 @@ def test_prepare_parallel_misaligned(tmp_path):
     write_parallel(tmp_path / "raw/parallel", misaligned="test")
     with pytest.raises(DataError, match=r"test\.de has 7 segments but \S*test\.en has 6"):
         prepare.prepare_parallel(tmp_path / "raw", "de", "en")
+
+
+def test_other_counts_than_fairseqs_are_said_clearly(tmp_path, caplog, monkeypatch):
+    raw = extract(tmp_path)
+    with caplog.at_level("WARNING", logger="seq2seq.prepare"):
+        _, stats = prepare.prepare_iwslt(raw, "de", "en")
+    assert stats["fairseq_split"] is False
+    (message,) = [r.getMessage() for r in caplog.records]
+    assert "242 train / 11 valid / 24 test" in message and "160,239 / 7,283 / 6,750" in message
+    assert "not the standard IWSLT'14 split" in message
+    # an archive that gives fairseq's counts is the standard split, and nothing is said
+    caplog.clear()
+    monkeypatch.setitem(prepare.FAIRSEQ_COUNTS, "de-en", {"train": 242, "valid": 11, "test": 24})
+    with caplog.at_level("WARNING", logger="seq2seq.prepare"):
+        _, stats = prepare.prepare_iwslt(raw, "de", "en")
+    assert stats["fairseq_split"] is True and not caplog.records
+    # other filter settings are never the standard split, but a deliberate choice: not warned about
+    _, stats = prepare.prepare_iwslt(raw, "de", "en", max_ratio=2.0)
+    assert stats["fairseq_split"] is False and not caplog.records
