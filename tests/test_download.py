@@ -1,6 +1,7 @@
 """Stage 1: HTTP download (a real server on 127.0.0.1), MD5, safe extraction, local archives, parallel folders."""
 
 import hashlib
+import re
 import logging
 import random
 import socket
@@ -265,8 +266,9 @@ def test_run_local_archive_without_network(server, archive, tmp_path):
 
 def test_run_local_archive_md5(archive, tmp_path, caplog):
     path, _, md5 = archive
-    with pytest.raises(DownloadError, match=f"MD5 mismatch for de-en: expected {'f' * 32}, got {md5}"):
+    with pytest.raises(DownloadError, match=f"MD5 mismatch for de-en: expected {'f' * 32} .*, got {md5}") as e:
         download.run(iwslt_cfg(archive=str(path), md5={"de-en": "f" * 32}), tmp_path / "raw", tmp_path / "cache")
+    assert f"-S 'data.md5.de-en={md5}'" in str(e.value) and "-S '~data.md5.de-en'" in str(e.value)  # how to accept it
     assert not (tmp_path / "raw").exists()
     with caplog.at_level(logging.WARNING, logger="seq2seq.download"):
         download.run(iwslt_cfg(archive=str(path), md5={}), tmp_path / "raw", tmp_path / "cache")
@@ -317,7 +319,8 @@ def test_main_ok_and_error_exit(archive, tmp_path, capsys):
         download.main(["--params", str(params), "--out", str(tmp_path / "raw2")])
     assert exc.value.code == 1
     err = capsys.readouterr().err
-    assert f"error: {path}: MD5 mismatch for de-en: expected {'0' * 32}, got {md5}" in err and "Traceback" not in err
+    assert f"error: {path}: MD5 mismatch for de-en: expected {'0' * 32} (data.md5.de-en), got {md5}" in err
+    assert "Traceback" not in err
 
 
 # --- stage: parallel -------------------------------------------------------------------------
@@ -360,3 +363,17 @@ def test_parallel_invalid_utf8_names_file_and_line(tmp_path):
     (tmp_path / "corpus/test.en").write_bytes(b"ok\n\xc3\x28 bad\n")
     with pytest.raises(DataError, match=r"corpus/test\.en:2: not valid UTF-8"):
         download.run(parallel_cfg(tmp_path / "corpus"), tmp_path / "raw", tmp_path / "cache")
+
+
+def test_secrets_in_archive_and_mirror_addresses_stay_out_of_errors_and_logs(tmp_path, caplog):
+    closed = closed_port_url()
+    secret = closed.replace("http://", "http://alice:s3cret@") + "?X-Amz-Signature=deadbeef&token=t0k"
+    with caplog.at_level(logging.INFO, logger="seq2seq.download"), pytest.raises(DownloadError) as e:
+        download.run(iwslt_cfg(archive=None, mirrors=[secret, secret.replace("alice", "bob")]), tmp_path / "raw",
+                     tmp_path / "cache", retries=1)
+    for text in (str(e.value), caplog.text):
+        assert "***@127.0.0.1" in text and "X-Amz-Signature=***" in text
+        assert not {"alice", "bob", "s3cret", "deadbeef", "t0k"} & set(re.split(r"[/:@?&=\s]", text)), text
+    with pytest.raises(DownloadError) as e:
+        download.run(iwslt_cfg(archive="/no/such/archive.tgz?sig=abc"), tmp_path / "raw", tmp_path / "cache")
+    assert "sig=***" in str(e.value) and "abc" not in str(e.value)

@@ -127,3 +127,21 @@ def test_lightning_prints_no_cloud_logger_advertisement(caplog):
     messages = [r.getMessage() for r in caplog.records]
     assert any("GPU available" in m for m in messages), messages  # Lightning's other info still shows
     assert not any("litlogger" in m for m in messages), messages
+
+
+def test_params_logged_to_mlflow_keep_no_secret(tmp_path):
+    from mlflow import MlflowClient
+
+    from seq2seq.tracking import log_params
+
+    cfg = compose(["data.archive='https://alice:s3cret@example.org/de-en.tgz?X-Amz-Signature=deadbeef'",
+                   "data.mirrors=['https://bob:pw@m.example.org/{src}-{tgt}.tgz']",
+                   "mlflow.tracking_uri='https://carol:key@mlflow.example.org'"])
+    mlc = MlflowClient(f"sqlite:///{tmp_path / 'm.db'}")
+    run = mlc.create_run(mlc.create_experiment("x"))
+    log_params(mlc, run.info.run_id, cfg)
+    params = mlc.get_run(run.info.run_id).data.params
+    assert params["data.archive"] == "https://***@example.org/de-en.tgz?X-Amz-Signature=***"
+    assert params["data.mirrors"] == "['https://***@m.example.org/{src}-{tgt}.tgz']"
+    assert params["mlflow.tracking_uri"] == "https://***@mlflow.example.org"
+    assert params["model.hidden_size"] == "256"  # the rest as it is

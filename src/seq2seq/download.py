@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from seq2seq.config import load_params, repo_root
 from seq2seq.errors import ConfigError, DataError, DownloadError
-from seq2seq.io import atomic_path, one_line, read_lines, write_lines
+from seq2seq.io import atomic_path, one_line, read_lines, redact, write_lines
 from seq2seq.iwslt import read_pair
 from seq2seq.stage import run_stage
 
@@ -95,11 +95,11 @@ def fetch(
                 answer = f"MD5 mismatch: expected {md5}, got {actual} (file deleted)"
             else:
                 if md5 is None:
-                    log.warning("%s: no known MD5 to check; its MD5 is %s", url, actual)
+                    log.warning("%s: no known MD5 to check; its MD5 is %s", redact(url), actual)
                 os.replace(part, dest)
                 return dest
-        log.warning("%s: %s", url, answer)
-        answers.append(f"  {url}: {answer}")
+        log.warning("%s: %s", redact(url), redact(answer))
+        answers.append(f"  {redact(url)}: {redact(answer)}")
     if not answers:
         raise DownloadError(f"no address to download {dest.name} from")
     raise DownloadError(f"could not download {dest.name}; tried:\n" + "\n".join(answers))
@@ -117,7 +117,7 @@ def _try_url(url: str, part: Path, retries: int, backoff: float, timeout: float)
         except _Retry as e:
             answer = str(e)
             if attempt < retries:
-                log.info("%s: %s; retrying (%d of %d)", url, e, attempt + 1, retries)
+                log.info("%s: %s; retrying (%d of %d)", redact(url), redact(str(e)), attempt + 1, retries)
                 time.sleep(backoff * 2 ** (attempt - 1))
     return f"{answer} (after {retries} tries)"
 
@@ -244,10 +244,12 @@ def get_archive(data, cache_dir: str | os.PathLike = DEFAULT_CACHE, **fetch_kw) 
         else:
             path = Path(url2pathname(url.path)) if url.scheme == "file" else Path(str(data.archive))
             if not path.is_file():
-                raise DownloadError(f"data.archive={data.archive}: no such file")
+                raise DownloadError(f"data.archive={redact(str(data.archive))}: no such file")
             actual = md5sum(path)
             if md5 is not None and actual != md5:
-                raise DownloadError(f"{path}: MD5 mismatch for {pair}: expected {md5}, got {actual}")
+                raise DownloadError(
+                    f"{path}: MD5 mismatch for {pair}: expected {md5} (data.md5.{pair}), got {actual}. To use this "
+                    f"archive on purpose, run with -S 'data.md5.{pair}={actual}', or -S '~data.md5.{pair}' to check no MD5")
             if md5 is None:
                 log.warning("%s: no known MD5 for %s to check; its MD5 is %s", path, pair, actual)
             return path

@@ -1,4 +1,5 @@
-"""Atomic file output: every file or folder a stage writes appears whole or not at all."""
+"""Atomic file output (every file or folder a stage writes appears whole or not at all), text
+input, and the masking of secrets in addresses."""
 
 from __future__ import annotations
 
@@ -12,6 +13,15 @@ from pathlib import Path
 from typing import Iterator
 
 from seq2seq.errors import DataError
+
+_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+_QUERY_VALUE = re.compile(r"(?<=[?&])([^=&#\s]+)=[^&#\s]*")
+
+
+def redact(text: str) -> str:
+    """Addresses in `text` with their secrets masked: `https://user:secret@host` → `https://***@host`,
+    and every query value (signed URLs: `?X-Amz-Signature=...`, `?token=...`) → `***`."""
+    return _QUERY_VALUE.sub(r"\1=***", _USERINFO.sub("***@", text))
 
 
 @contextlib.contextmanager

@@ -14,7 +14,6 @@ import contextlib
 import functools
 import logging
 import os
-import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from omegaconf import OmegaConf
 
 from seq2seq.config import repo_root
 from seq2seq.errors import Seq2SeqError
+from seq2seq.io import redact  # noqa: F401 - credentials never reach logs, errors or params
 
 log = logging.getLogger("seq2seq.tracking")
 
@@ -37,11 +37,6 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
 
 def tracking_uri(cfg) -> str:
     return cfg.mlflow.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{repo_root() / 'mlflow.db'}"
-
-
-def redact(uri: str) -> str:
-    """`https://user:secret@host` → `https://***@host`: credentials never reach logs or errors."""
-    return re.sub(r"(?<=://)[^/@\s]+@", "***@", uri)
 
 
 def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
@@ -209,8 +204,7 @@ def log_params(mlc, run_id: str, cfg) -> None:
     from mlflow.entities import Param
 
     params = flatten(OmegaConf.to_container(cfg, resolve=True))
-    if "mlflow.tracking_uri" in params and params["mlflow.tracking_uri"]:
-        params["mlflow.tracking_uri"] = redact(params["mlflow.tracking_uri"])
-    items = [Param(k, str(v)[:6000]) for k, v in sorted(params.items())]
+    # every value, so that data.archive, data.mirrors and mlflow.tracking_uri keep no secret
+    items = [Param(k, redact(str(v))[:6000]) for k, v in sorted(params.items())]
     for i in range(0, len(items), 100):
         mlc.log_batch(run_id, params=items[i : i + 100])
