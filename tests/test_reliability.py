@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 from conftest import MlflowServer, dvc, free_port, make_repo_copy, run_env, sh
 from iwslt_fixtures import build_iwslt_archive
 from seq2seq.config import compose
+from seq2seq.errors import DataError
 from seq2seq.io import atomic_path
 
 METRICS = ("metrics/prepare.json", "metrics/train.json", "metrics/test.json", "plots/history.csv")
@@ -211,7 +212,7 @@ def test_checkpoints_load_without_running_pickled_code(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     torch.save({"seq2seq": {"model": {}, "src_vocab_size": 8, "tgt_vocab_size": 8}, "state_dict": {}, "x": _Exploit()},
                tmp_path / "evil.ckpt", pickle_protocol=2)
-    with pytest.raises(pickle.UnpicklingError):
+    with pytest.raises(DataError, match=r"evil\.ckpt: not a checkpoint of this project's train stage \(Weights only load failed"):
         load_model(tmp_path / "evil.ckpt")
     assert not (tmp_path / "pwned").exists()
 

@@ -47,12 +47,13 @@ def translate_nbest(model, sp_src, sp_tgt, sentences: list[str], beam_size: int 
                     max_len_a: float = 1.5, max_len_b: int = 10, batch_size: int = 64, n_best: int = 1,
                     progress: bool = False) -> list[list[tuple[str, float]]]:
     """Per sentence, the `n_best` detokenized hypotheses with their scores, best first (greedy
-    when beam_size is 1: score nan). Batches hold sentences of similar length; output is in order."""
+    when beam_size is 1: score nan). Batches hold sentences of similar length; output is in order.
+    A blank sentence translates to the empty string (score 0): nothing in, nothing out."""
     model.eval()
     device = next(model.parameters()).device
     ids = [s + [EOS_ID] for s in sp_src.encode(sentences, out_type=int)]
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-    out: list[list[tuple[str, float]]] = [[] for _ in ids]
+    out: list[list[tuple[str, float]]] = [[("", 0.0)] * n_best if not s.strip() else [] for s in sentences]
+    order = sorted((i for i in range(len(ids)) if not out[i]), key=lambda i: len(ids[i]))
     for start in tqdm(range(0, len(order), batch_size), desc="decode", unit="batch", disable=not progress):
         chunk = order[start : start + batch_size]
         lens = torch.tensor([len(ids[i]) for i in chunk])  # [B]

@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import os
+import pickle
 import shutil
 import tempfile
 import time
@@ -36,6 +37,7 @@ from seq2seq.callbacks import (AttentionMaps, History, KeepLastWeights, ReseedEa
                                Throughput)
 from seq2seq.config import load_params
 from seq2seq.datamodule import TranslationDataModule
+from seq2seq.errors import DataError
 from seq2seq.io import atomic_path, write_json, write_text
 from seq2seq.module import TranslationModule
 from seq2seq.stage import run_stage
@@ -62,9 +64,14 @@ def build_model(model_cfg: dict, src_vocab_size: int, tgt_vocab_size: int) -> to
 
 
 def load_model(checkpoint: str | Path) -> tuple[torch.nn.Module, dict]:
-    """Rebuild the model from a checkpoint alone, loading tensors only (no pickled code runs)."""
-    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    meta = ckpt["seq2seq"]
+    """Rebuild the model from a checkpoint alone, loading tensors only (no pickled code runs).
+    DataError naming the file when it is not a checkpoint of this project's train stage."""
+    try:
+        ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        meta = ckpt["seq2seq"]
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, KeyError, TypeError, IndexError) as e:
+        why = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise DataError(f"{checkpoint}: not a checkpoint of this project's train stage ({why})") from None
     model = build_model(meta["model"], meta["src_vocab_size"], meta["tgt_vocab_size"])
     state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()}
     model.load_state_dict(state)

@@ -12,19 +12,29 @@ import sys
 from pathlib import Path
 
 from seq2seq.datamodule import load_sp
-from seq2seq.errors import DataError
+from seq2seq.errors import ConfigError, DataError
 from seq2seq.evaluate import translate_nbest
 from seq2seq.stage import run_stage
 from seq2seq.train import load_model
 
 
+def check_args(args) -> None:
+    """ConfigError naming the first bad argument."""
+    for name, value in (("--beam", args.beam), ("--n-best", args.n_best), ("--batch-size", args.batch_size)):
+        if value < 1:
+            raise ConfigError(f"{name} {value}: must be at least 1")
+    if args.n_best > args.beam:
+        raise ConfigError(f"--n-best {args.n_best}: must not exceed --beam {args.beam} (a beam holds that many)")
+    if args.max_len_a < 0 or args.max_len_b < 0:
+        raise ConfigError(f"--max-len-a {args.max_len_a} / --max-len-b {args.max_len_b}: must not be negative")
+
+
 def run(args) -> None:
+    check_args(args)
     if not args.checkpoint.exists():
         raise DataError(f"{args.checkpoint}: checkpoint not found (run `dvc repro` first, or pass --checkpoint)")
     model, _ = load_model(args.checkpoint)
     sentences = args.sentences or [line.rstrip("\n") for line in sys.stdin]
-    if not 1 <= args.n_best <= args.beam:
-        raise DataError(f"--n-best {args.n_best} must be between 1 and --beam {args.beam}")
     nbest = translate_nbest(model, load_sp(args.tokenizer, "src"), load_sp(args.tokenizer, "tgt"), sentences,
                             beam_size=args.beam, length_penalty=args.length_penalty, max_len_a=args.max_len_a,
                             max_len_b=args.max_len_b, batch_size=args.batch_size, n_best=args.n_best)

@@ -1,0 +1,33 @@
+"""The translate command's answers to odd input: each bad argument named, no traceback."""
+
+import pytest
+
+from seq2seq import translate
+
+
+def error_of(argv: list[str], capsys) -> str:
+    with pytest.raises(SystemExit) as e:
+        translate.main(argv)
+    assert e.value.code == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1, err
+    return err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--beam", "0", "x"], "--beam 0: must be at least 1"),
+    (["--n-best", "0", "x"], "--n-best 0: must be at least 1"),
+    (["--beam", "2", "--n-best", "3", "x"], "--n-best 3: must not exceed --beam 2"),
+    (["--batch-size", "0", "x"], "--batch-size 0: must be at least 1"),
+    (["--max-len-b", "-1", "x"], "must not be negative"),
+])
+def test_bad_arguments_are_named(argv, message, capsys, tmp_path):
+    assert message in error_of([*argv, "--checkpoint", str(tmp_path / "none.ckpt")], capsys)
+
+
+def test_a_file_that_is_no_checkpoint_is_one_clean_line(tmp_path, capsys):
+    for content in (b"beam: 5\n", b"", b"PK\x03\x04 not really a zip"):
+        path = tmp_path / "params.yaml"
+        path.write_bytes(content)
+        err = error_of(["--checkpoint", str(path), "x"], capsys)
+        assert f"error: {path}: not a checkpoint of this project's train stage" in err
