@@ -184,9 +184,15 @@ def test_tracking_server_lost_mid_run_does_not_stop_training(stages_dir, tmp_pat
 
 @pytest.mark.slow
 def test_ddp_on_cpu_gives_one_run_one_checkpoint_and_metrics_logged_once(stages_dir, tmp_path):
+    from seq2seq.datamodule import TokenBatchSampler, TranslationDataModule
+
     params = stages_dir / "params_ddp.yaml"
     cfg = OmegaConf.load(stages_dir / "params.yaml")
     cfg.trainer.lightning.merge_with({"accelerator": "cpu", "devices": 2, "strategy": "ddp", "max_epochs": 2})
+    # an odd number of valid batches, so that two processes cannot simply split them evenly
+    valid = TranslationDataModule(stages_dir / "prepared", stages_dir / "tokenizer", "de", "en", cache_dir=None).dataset("valid")
+    cfg.trainer.batch_tokens = next(b for b in range(256, 4096, 32) if len(TokenBatchSampler(valid, b, False).batches) % 2)
+    n_valid = min(len(valid), cfg.trainer.val_max_sentences)
     OmegaConf.save(cfg, params)
     db = tmp_path / "ddp.db"
     sh(train_cmd(str(params)), cwd=stages_dir, env=run_env(MLFLOW_TRACKING_URI=f"sqlite:///{db}"))
@@ -198,6 +204,10 @@ def test_ddp_on_cpu_gives_one_run_one_checkpoint_and_metrics_logged_once(stages_
     run_id = runs[0].info.run_id
     assert [m.step for m in mlc.get_metric_history(run_id, "valid_bleu")] == sorted({m.step for m in mlc.get_metric_history(run_id, "valid_bleu")})
     assert len(mlc.get_metric_history(run_id, "valid_bleu")) == 2  # once an epoch, not once a process
+    # every valid sentence scored exactly once, and the loss over all their target tokens
+    assert [m.value for m in mlc.get_metric_history(run_id, "valid_sentences")] == [n_valid] * 2
+    tokens = sum(len(t) + 1 for t in valid.tgt)
+    assert [m.value for m in mlc.get_metric_history(run_id, "valid_tokens")] == [tokens] * 2
     assert sorted(p.name for p in (stages_dir / "train" / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
 
 

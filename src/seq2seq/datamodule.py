@@ -70,12 +70,14 @@ class TokenBatchSampler(Sampler[list[int]]):
 
     Sentences are sorted by length (ties broken by a seeded shuffle), cut into batches, and the
     batch order is shuffled anew each epoch from (seed, epoch). Under DDP each rank takes every
-    `world_size`-th batch, and all ranks get the same number of batches.
+    `world_size`-th batch; with `even` (training: every rank must make the same number of
+    gradient steps) all ranks get the same number of batches and up to world_size - 1 batches an
+    epoch are left out, without it (validation) every batch goes to exactly one rank.
     """
 
     def __init__(self, dataset: ParallelDataset, batch_tokens: int, shuffle: bool, seed: int = 0,
-                 rank: int = 0, world_size: int = 1, epoch_fn: Callable[[], int] | None = None):
-        self.shuffle, self.seed, self.epoch, self.epoch_fn = shuffle, seed, 0, epoch_fn
+                 rank: int = 0, world_size: int = 1, epoch_fn: Callable[[], int] | None = None, even: bool = True):
+        self.shuffle, self.seed, self.epoch, self.epoch_fn, self.even = shuffle, seed, 0, epoch_fn, even
         self.rank, self.world_size = rank, world_size
         order = list(range(len(dataset)))
         if shuffle:
@@ -100,8 +102,7 @@ class TokenBatchSampler(Sampler[list[int]]):
         batches = list(self.batches)
         if self.shuffle:
             random.Random(self.seed * 100_003 + self.epoch).shuffle(batches)
-        per_rank = len(batches) // self.world_size if self.world_size > 1 else len(batches)
-        return batches[self.rank :: self.world_size][:per_rank]
+        return batches[self.rank :: self.world_size][: len(self)]
 
     def __iter__(self):
         # A generator: the order is drawn at the first batch, not when the iterator is made
@@ -112,7 +113,9 @@ class TokenBatchSampler(Sampler[list[int]]):
         yield from self._epoch_batches()
 
     def __len__(self) -> int:
-        return len(self.batches) // self.world_size if self.world_size > 1 else len(self.batches)
+        if self.even:
+            return len(self.batches) // self.world_size
+        return len(self.batches[self.rank :: self.world_size])
 
 
 @dataclass
@@ -191,7 +194,7 @@ class TranslationDataModule(L.LightningDataModule):
         rank = self.trainer.global_rank if self.trainer else 0
         world = self.trainer.world_size if self.trainer else 1
         epoch_fn = (lambda: self.trainer.current_epoch) if self.trainer else None
-        sampler = TokenBatchSampler(dataset, self.batch_tokens, shuffle, self.seed, rank, world, epoch_fn)
+        sampler = TokenBatchSampler(dataset, self.batch_tokens, shuffle, self.seed, rank, world, epoch_fn, even=shuffle)
         return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers)
 
     def train_dataloader(self) -> DataLoader:

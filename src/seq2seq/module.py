@@ -65,27 +65,31 @@ class TranslationModule(L.LightningModule):
 
     def on_validation_epoch_start(self) -> None:
         self._val_hyps = {}
+        self._val_nll = torch.zeros(2, dtype=torch.float64, device=self.device)  # [summed nll, target tokens]
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         nll = self._loss(batch, 0.0)  # plain cross-entropy: perplexity stays meaningful
-        self.log("valid_loss", nll, on_epoch=True, batch_size=batch.n_tgt, sync_dist=True)
+        self._val_nll += torch.stack([nll.detach().double() * batch.n_tgt, nll.new_tensor(batch.n_tgt).double()])
         keep = batch.ids < (self.val_max_sentences or len(self.valid_refs))  # [B]
         if keep.any():
             hyps = greedy_search(self.model, batch.src[keep], batch.src_lens[keep], self.max_len_a, self.max_len_b)
             self._val_hyps.update(zip(batch.ids[keep].tolist(), hyps))
 
     def on_validation_epoch_end(self) -> None:
-        hyps = self._val_hyps
-        if self.trainer.world_size > 1:  # every rank decoded its own batches
+        """valid_loss (token-weighted), valid_ppl and valid_bleu over every valid sentence, each
+        scored once: under DDP every batch went to one rank; sums and hypotheses are gathered."""
+        hyps, nll = self._val_hyps, self._val_nll
+        if self.trainer.world_size > 1:
             gathered = [None] * self.trainer.world_size
             torch.distributed.all_gather_object(gathered, hyps)
             hyps = {k: v for part in gathered for k, v in part.items()}
+            torch.distributed.all_reduce(nll)
         ids = sorted(hyps)
         bleu = corpus_bleu([self.detokenize(hyps[i]) for i in ids], [self.valid_refs[i] for i in ids])
-        self.log("valid_bleu", bleu.score, prog_bar=True, sync_dist=False, rank_zero_only=False)
-        loss = self.trainer.callback_metrics.get("valid_loss")
-        if loss is not None:
-            self.log("valid_ppl", math.exp(min(float(loss), 50.0)))
+        loss = float(nll[0] / nll[1]) if nll[1] > 0 else float("nan")
+        for name, value in (("valid_bleu", bleu.score), ("valid_loss", loss), ("valid_ppl", math.exp(min(loss, 50.0))),
+                            ("valid_sentences", float(len(ids))), ("valid_tokens", float(nll[1]))):
+            self.log(name, value, prog_bar=name == "valid_bleu", sync_dist=False, rank_zero_only=False)
         if self.plateau is not None and not self.trainer.sanity_checking:
             self.plateau.step(bleu.score)
 
