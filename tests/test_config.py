@@ -76,3 +76,11 @@ def test_loaded_params_are_read_only(tmp_path):
     cfg = load_params(params)
     with pytest.raises(Exception):
         cfg.model.hidden_size = 3
+
+
+def test_the_offline_plots_page_is_the_one_plots_page_makes():
+    from seq2seq import plots_page
+
+    assert plots_page.PAGE.read_text(encoding="utf-8") == plots_page.page(), (
+        ".dvc/plots_template.html is stale: run `python -m seq2seq.plots_page`")
+    assert "html_template = plots_template.html" in (ROOT / ".dvc/config").read_text()

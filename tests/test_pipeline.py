@@ -3,6 +3,7 @@ on an archive built in the official IWSLT layout; MLflow in sqlite and over HTTP
 
 import hashlib
 import json
+import re
 import subprocess
 import sys
 import time
@@ -86,6 +87,11 @@ def test_learning_curves_are_dvc_plots(smoke_repo):
     assert images == {f"data/train/attention/sentence_{i}.png" for i in range(3)}, images
     png = (smoke_repo / "data/train/attention/sentence_0.png").read_bytes()
     assert png.startswith(b"\x89PNG")
+    # the page loads nothing from the internet: Vega is inlined (offline machines, clusters)
+    dvc("plots", "show", cwd=smoke_repo)
+    page = (smoke_repo / "dvc_plots/index.html").read_text(encoding="utf-8")
+    assert page.count("vegaEmbed('#") == 2 and "window.vegaEmbed" in page  # two curves, Vega-Embed defined
+    assert not re.findall(r"<script[^>]*\bsrc=", page) and "cdn.jsdelivr" not in page
 
 
 def test_mlflow_sqlite_holds_the_run(smoke_repo):
