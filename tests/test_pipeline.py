@@ -167,6 +167,7 @@ def test_decode_only_experiment_gets_a_run_of_its_own(smoke_repo, decode_only):
     ckpt = hashlib.md5((smoke_repo / "data/train/checkpoints/best.ckpt").read_bytes()).hexdigest()
     assert second.data.tags["seq2seq.checkpoint_md5"] == first.data.tags["seq2seq.checkpoint_md5"] == ckpt
     assert second.data.tags["dvc.exp_name"] != first.data.tags["dvc.exp_name"]
+    assert first.info.status == second.info.status == "FINISHED"
 
 
 def test_dvc_compares_the_two_experiments(smoke_repo, decode_only):
@@ -225,7 +226,7 @@ def test_queued_and_temp_experiments_each_land_one_run(smoke_repo, data_override
            for r in runs[2:]}
     assert set(new) == {("3", "1.0", "best"), ("4", "1.0", "best"), ("2", "0.0", "best"), ("1", "1.0", "averaged")}
     for key, run in new.items():
-        assert "test_bleu" in run.data.metrics
+        assert "test_bleu" in run.data.metrics and run.info.status == "FINISHED"
         if key[2] == "best":  # decode-only: the model of the first run
             assert run.data.tags["seq2seq.model_run_id"] == model_run
             assert "valid_bleu" not in run.data.metrics

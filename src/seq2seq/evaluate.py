@@ -187,6 +187,8 @@ def run(cfg, data: Path, tokenizer: Path, checkpoints: Path, run_file: Path, out
         mlc.set_tag(run_id, "test_checkpoint", cfg.decode.checkpoint)
         for path in (out / "hyps.txt", metrics):
             mlc.log_artifact(run_id, str(path), artifact_path="evaluate")
+        if run_id != trained_id:  # a run of this stage's own: it ends here (the train stage ends its own)
+            mlc.set_terminated(run_id)
 
 
 def main(argv: list[str] | None = None) -> None:
