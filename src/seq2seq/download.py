@@ -19,7 +19,6 @@ every reader sees the same lines).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 import os
 import tarfile
@@ -34,7 +33,7 @@ from tqdm import tqdm
 
 from seq2seq.config import load_params, repo_root
 from seq2seq.errors import ConfigError, DataError, DownloadError
-from seq2seq.io import atomic_path, one_line, read_lines, redact, write_lines
+from seq2seq.io import atomic_path, md5sum, one_line, read_lines, redact, write_lines
 from seq2seq.iwslt import read_pair
 from seq2seq.stage import run_stage
 
@@ -52,14 +51,6 @@ class _Retry(Exception):
 
 class _Skip(Exception):
     """A failure the same address would repeat: 4xx, bad URL."""
-
-
-def md5sum(path: str | os.PathLike) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def fetch(

@@ -23,7 +23,6 @@ decoding, naming both.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 from pathlib import Path
 
@@ -35,7 +34,7 @@ from seq2seq import tracking
 from seq2seq.config import load_params
 from seq2seq.datamodule import load_sp
 from seq2seq.errors import DataError, Seq2SeqError
-from seq2seq.io import atomic_path, read_lines, write_json
+from seq2seq.io import atomic_path, md5sum, read_lines, write_json
 from seq2seq.search import beam_search, greedy_search
 from seq2seq.stage import run_stage
 from seq2seq.tokenizer import EOS_ID, PAD_ID
@@ -145,14 +144,6 @@ def evaluation_run(cfg, uri: str, trained_id: str, found: bool, checkpoint_md5: 
     return run_id
 
 
-def file_md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def run(cfg, data: Path, tokenizer: Path, checkpoints: Path, run_file: Path, out: Path, metrics: Path) -> None:
     checkpoint = checkpoints / f"{cfg.decode.checkpoint}.ckpt"
     if not checkpoint.exists():
@@ -176,7 +167,7 @@ def run(cfg, data: Path, tokenizer: Path, checkpoints: Path, run_file: Path, out
     print(json.dumps(scores, indent=1))
 
     with tracking.tolerant(f"test scores of the model of run {trained_id}"):
-        run_id = evaluation_run(cfg, uri, trained_id, found, file_md5(checkpoint))
+        run_id = evaluation_run(cfg, uri, trained_id, found, md5sum(checkpoint))
         print(f"mlflow: test scores in run {run_id} of {tracking.redact(uri)}"
               + ("" if run_id == trained_id else f" (the model comes from run {trained_id})"))
         mlc = tracking.client(uri)

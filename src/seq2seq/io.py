@@ -4,6 +4,7 @@ input, and the masking of secrets in addresses."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -16,6 +17,14 @@ from seq2seq.errors import DataError
 
 _USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
 _QUERY_VALUE = re.compile(r"(?<=[?&])([^=&#\s]+)=[^&#\s]*")
+
+
+def md5sum(path: str | os.PathLike) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def redact(text: str) -> str:
