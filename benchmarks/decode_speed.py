@@ -33,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from seq2seq.evaluate import score, translate
+    from seq2seq.evaluate import score
+    from seq2seq.translator import translate
 
     run = args.run.resolve()
     checkpoint = run / "train" / "checkpoints" / "best.ckpt"

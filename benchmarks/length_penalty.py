@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from seq2seq.evaluate import score, translate
+    from seq2seq.evaluate import score
+    from seq2seq.translator import translate
 
     torch.set_num_threads(args.threads)
     cfg, model, sp_src, sp_tgt, sources, refs = load_trained(args.run.resolve())

@@ -199,9 +199,8 @@ def load_trained(work: Path):
     """A trained work folder: (params, best model, source and target SentencePiece, test sources,
     test references). Imports seq2seq (and torch) only when called."""
     from seq2seq.config import load_params
-    from seq2seq.datamodule import load_sp
     from seq2seq.io import read_lines
-    from seq2seq.train import load_model
+    from seq2seq.translator import load_model, load_sp
 
     cfg = load_params(work / "params.yaml")
     model, _ = load_model(work / "train" / "checkpoints" / "best.ckpt")
@@ -266,7 +265,8 @@ def run_config(name: str, overrides: list[str], src: str, tgt: str, work: Path, 
     try:
         import torch
 
-        from seq2seq.evaluate import score, translate
+        from seq2seq.evaluate import score
+        from seq2seq.translator import translate
 
         torch.set_num_threads(2)
         cfg, model, sp_src, sp_tgt, sources, refs = load_trained(work)

@@ -38,7 +38,7 @@ def imported(path: Path, package: str) -> set[str]:
 def closure(module: str) -> set[Path]:
     """Files of `module`, its packages' __init__ and every project module reached from them.
     Models are built from the `_target_` of conf/model/*.yaml (hydra's instantiate), so a stage that
-    reaches seq2seq.train's build_model depends on those modules too."""
+    reaches seq2seq.translator's build_model depends on those modules too."""
     targets = {OmegaConf.load(p)._target_.rsplit(".", 1)[0] for p in (ROOT / "conf/model").glob("*.yaml")}
     seen, todo = set(), [module]
     while todo:
@@ -52,7 +52,7 @@ def closure(module: str) -> set[Path]:
             seen.add(path)
             pkg = part if path.name == "__init__.py" else ".".join(part.split(".")[:-1])
             todo += imported(path, pkg)
-            if part == "seq2seq.train":
+            if part == "seq2seq.translator":
                 todo += targets
     return seen
 
@@ -74,6 +74,6 @@ def test_stage_lists_every_project_module_it_imports(stage):
 
 def test_the_closure_follows_imports_inside_functions_and_model_targets():
     files = {p.relative_to(ROOT).as_posix() for p in closure("seq2seq.evaluate")}
-    assert "src/seq2seq/train.py" in files  # evaluate loads models through train.load_model
+    assert "src/seq2seq/translator.py" in files  # evaluate loads models through the translator
     assert "src/seq2seq/models/transformer.py" in files  # a `_target_` of conf/model/
     assert "src/seq2seq/__init__.py" in files

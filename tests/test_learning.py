@@ -10,10 +10,9 @@ from omegaconf import OmegaConf
 
 from model_helpers import output_layer
 from seq2seq.datamodule import TranslationDataModule
-from seq2seq.evaluate import translate
 from seq2seq.module import TranslationModule
 from seq2seq.tokenizer import train_sentencepiece
-from seq2seq.train import build_model
+from seq2seq.translator import build_model, translate
 
 WORDS = {"der": "the", "hund": "dog", "katze": "cat", "sieht": "sees", "mag": "likes", "ein": "a",
          "rote": "red", "kleine": "small", "ball": "ball", "mann": "man", "frau": "woman", "haus": "house"}

@@ -216,7 +216,7 @@ class _Exploit:
 
 
 def test_checkpoints_load_without_running_pickled_code(tmp_path, monkeypatch):
-    from seq2seq.train import load_model
+    from seq2seq.translator import load_model
 
     monkeypatch.chdir(tmp_path)
     torch.save({"seq2seq": {"model": {}, "src_vocab_size": 8, "tgt_vocab_size": 8}, "state_dict": {}, "x": _Exploit()},

@@ -31,3 +31,27 @@ def test_a_file_that_is_no_checkpoint_is_one_clean_line(tmp_path, capsys):
         path.write_bytes(content)
         err = error_of(["--checkpoint", str(path), "x"], capsys)
         assert f"error: {path}: not a checkpoint of this project's train stage" in err
+
+
+def test_the_inference_library_loads_no_training_stack():
+    """seq2seq.translator (and through it every model) imports neither Lightning, Hydra, OmegaConf
+    nor MLflow: translating needs torch, sentencepiece and the model code only."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from seq2seq.translator import Translator, build_model; "
+            "build_model({'_target_': 'seq2seq.models.Transformer', 'd_model': 8, 'n_heads': 2, 'ff_size': 8}, 9, 9); "
+            "build_model({'_target_': 'seq2seq.models.ConvSeq2Seq', 'emb_size': 8, 'hidden_size': 8}, 9, 9); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('lightning', 'pytorch_lightning', 'hydra', 'omegaconf', 'mlflow', 'sacrebleu', 'dvc')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out
+
+
+def test_build_model_builds_only_model_classes():
+    from seq2seq.errors import DataError
+    from seq2seq.translator import build_model
+
+    for target in ("os.system", "seq2seq.models._private", "seq2seq.models.RecurrentEncoderX", "builtins.eval"):
+        with pytest.raises(DataError, match="is not a"):
+            build_model({"_target_": target}, 9, 9)

@@ -20,14 +20,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from seq2seq.errors import DataError
 from seq2seq.io import read_lines
-from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
-
-
-def load_sp(tokenizer_dir: Path, side: str) -> spm.SentencePieceProcessor:
-    path = Path(tokenizer_dir) / f"{side}.model"
-    if not path.exists():
-        raise DataError(f"{path}: SentencePiece model not found (run the tokenizer stage)")
-    return spm.SentencePieceProcessor(model_file=str(path))
+from seq2seq.translator import load_sp
+from seq2seq.vocab import BOS_ID, EOS_ID, PAD_ID
 
 
 def encode_file(sp: spm.SentencePieceProcessor, path: Path, cache_dir: Path | None) -> list[list[int]]:

@@ -28,53 +28,13 @@ from pathlib import Path
 
 import sacrebleu
 import torch
-from tqdm import tqdm
 
 from seq2seq import tracking
 from seq2seq.config import load_params
-from seq2seq.datamodule import load_sp
 from seq2seq.errors import DataError, Seq2SeqError
 from seq2seq.io import atomic_path, md5sum, read_lines, write_json
-from seq2seq.search import beam_search, greedy_search
 from seq2seq.stage import run_stage
-from seq2seq.tokenizer import EOS_ID, PAD_ID
-from seq2seq.train import load_model
-
-
-@torch.no_grad()
-def translate_nbest(model, sp_src, sp_tgt, sentences: list[str], beam_size: int = 5, length_penalty: float = 1.0,
-                    max_len_a: float = 1.5, max_len_b: int = 10, batch_size: int = 64, n_best: int = 1,
-                    progress: bool = False) -> list[list[tuple[str, float]]]:
-    """Per sentence, the `n_best` detokenized hypotheses with their scores, best first (greedy
-    when beam_size is 1: score nan). Batches hold sentences of similar length; output is in order.
-    A blank sentence translates to the empty string (score 0): nothing in, nothing out."""
-    model.eval()
-    device = next(model.parameters()).device
-    ids = [s + [EOS_ID] for s in sp_src.encode(sentences, out_type=int)]
-    out: list[list[tuple[str, float]]] = [[("", 0.0)] * n_best if not s.strip() else [] for s in sentences]
-    order = sorted((i for i in range(len(ids)) if not out[i]), key=lambda i: len(ids[i]))
-    for start in tqdm(range(0, len(order), batch_size), desc="decode", unit="batch", disable=not progress):
-        chunk = order[start : start + batch_size]
-        lens = torch.tensor([len(ids[i]) for i in chunk])  # [B]
-        src = torch.full((len(chunk), int(lens.max())), PAD_ID, dtype=torch.long)  # [B, S]
-        for row, i in enumerate(chunk):
-            src[row, : len(ids[i])] = torch.tensor(ids[i])
-        src, lens = src.to(device), lens.to(device)
-        if beam_size == 1:
-            nbest = [[(h, float("nan"))] for h in greedy_search(model, src, lens, max_len_a, max_len_b)]
-        else:
-            nbest = beam_search(model, src, lens, beam_size, length_penalty, max_len_a, max_len_b, n_best=n_best)
-        for i, hyps in zip(chunk, nbest):
-            out[i] = [(sp_tgt.decode(h), score) for h, score in hyps]
-    return out
-
-
-def translate(model, sp_src, sp_tgt, sentences: list[str], beam_size: int = 5, length_penalty: float = 1.0,
-              max_len_a: float = 1.5, max_len_b: int = 10, batch_size: int = 64, progress: bool = False) -> list[str]:
-    """The best detokenized translation of each of `sentences`, in order."""
-    nbest = translate_nbest(model, sp_src, sp_tgt, sentences, beam_size, length_penalty, max_len_a, max_len_b,
-                            batch_size, progress=progress)
-    return [hyps[0][0] for hyps in nbest]
+from seq2seq.translator import Translator
 
 
 def score(hyps: list[str], refs: list[str], lang: str = "en") -> dict:
@@ -149,16 +109,14 @@ def run(cfg, data: Path, tokenizer: Path, checkpoints: Path, run_file: Path, out
     if not checkpoint.exists():
         raise DataError(f"{checkpoint}: checkpoint not found (run the train stage)")
     uri, trained_id, found = model_run(cfg, run_file)
-    model, _ = load_model(checkpoint)
-    if torch.cuda.is_available():
-        model = model.cuda()
+    translator = Translator.load(checkpoint, tokenizer, "cuda" if torch.cuda.is_available() else "cpu")
     sources = read_lines(data / f"test.{cfg.data.src}")
     refs = read_lines(data / f"test.{cfg.data.tgt}")
     if len(sources) != len(refs):
         raise DataError(f"{data}/test.{cfg.data.src} has {len(sources)} lines but {data}/test.{cfg.data.tgt} has {len(refs)}")
     d = cfg.decode
-    hyps = translate(model, load_sp(tokenizer, "src"), load_sp(tokenizer, "tgt"), sources, d.beam_size,
-                     d.length_penalty, d.max_len_a, d.max_len_b, d.batch_size, progress=True)
+    hyps = translator.translate(sources, beam_size=d.beam_size, length_penalty=d.length_penalty, max_len_a=d.max_len_a,
+                                max_len_b=d.max_len_b, batch_size=d.batch_size, progress=True)
     scores = score(hyps, refs, cfg.data.tgt)
     with atomic_path(out) as tmp:
         tmp.mkdir()

@@ -19,8 +19,8 @@ from seq2seq.config import load_params
 from seq2seq.errors import DataError
 from seq2seq.io import atomic_path, read_lines
 from seq2seq.stage import run_stage
+from seq2seq.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
-PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 
 
 def train_sentencepiece(sentences: list[str], prefix: Path, tok_cfg, seed: int) -> None:

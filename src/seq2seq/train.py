@@ -18,7 +18,6 @@ import hashlib
 import json
 import logging
 import os
-import pickle
 import shutil
 import tempfile
 import time
@@ -27,7 +26,6 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from hydra.utils import instantiate
 from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from omegaconf import OmegaConf
@@ -37,11 +35,10 @@ from seq2seq.callbacks import (AttentionMaps, History, KeepLastWeights, ReseedEa
                                Throughput)
 from seq2seq.config import load_params
 from seq2seq.datamodule import TranslationDataModule
-from seq2seq.errors import DataError
 from seq2seq.io import atomic_path, write_json, write_text
 from seq2seq.module import TranslationModule
+from seq2seq.translator import build_model
 from seq2seq.stage import run_stage
-from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 N_ATTENTION_MAPS = 3  # the first valid sentences, drawn after each validation
 # The state folder holds state.json beside the checkpoints on purpose.
@@ -56,26 +53,6 @@ class NoAdvertisement(logging.Filter):
 
 
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(NoAdvertisement())
-
-
-def build_model(model_cfg: dict, src_vocab_size: int, tgt_vocab_size: int) -> torch.nn.Module:
-    return instantiate(OmegaConf.create(model_cfg), src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size,
-                       pad_id=PAD_ID, bos_id=BOS_ID, eos_id=EOS_ID)
-
-
-def load_model(checkpoint: str | Path) -> tuple[torch.nn.Module, dict]:
-    """Rebuild the model from a checkpoint alone, loading tensors only (no pickled code runs).
-    DataError naming the file when it is not a checkpoint of this project's train stage."""
-    try:
-        ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        meta = ckpt["seq2seq"]
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, KeyError, TypeError, IndexError) as e:
-        why = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        raise DataError(f"{checkpoint}: not a checkpoint of this project's train stage ({why})") from None
-    model = build_model(meta["model"], meta["src_vocab_size"], meta["tgt_vocab_size"])
-    state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()}
-    model.load_state_dict(state)
-    return model.eval(), meta
 
 
 def slow_cpu_bf16_warning(on_cpu: bool, precision: str) -> str | None:

@@ -11,11 +11,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from seq2seq.datamodule import load_sp
 from seq2seq.errors import ConfigError, DataError
-from seq2seq.evaluate import translate_nbest
 from seq2seq.stage import run_stage
-from seq2seq.train import load_model
+from seq2seq.translator import Translator
 
 
 def check_args(args) -> None:
@@ -33,11 +31,11 @@ def run(args) -> None:
     check_args(args)
     if not args.checkpoint.exists():
         raise DataError(f"{args.checkpoint}: checkpoint not found (run `dvc repro` first, or pass --checkpoint)")
-    model, _ = load_model(args.checkpoint)
+    translator = Translator.load(args.checkpoint, args.tokenizer)
     sentences = args.sentences or [line.rstrip("\n") for line in sys.stdin]
-    nbest = translate_nbest(model, load_sp(args.tokenizer, "src"), load_sp(args.tokenizer, "tgt"), sentences,
-                            beam_size=args.beam, length_penalty=args.length_penalty, max_len_a=args.max_len_a,
-                            max_len_b=args.max_len_b, batch_size=args.batch_size, n_best=args.n_best)
+    nbest = translator.translate_nbest(sentences, beam_size=args.beam, length_penalty=args.length_penalty,
+                                       max_len_a=args.max_len_a, max_len_b=args.max_len_b, batch_size=args.batch_size,
+                                       n_best=args.n_best)
     for hyps in nbest:
         for text, score in hyps:
             print(f"{score:.4f}\t{text}" if args.n_best > 1 else text)
