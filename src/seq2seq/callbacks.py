@@ -36,6 +36,24 @@ class History(Callback):
     def load_state_dict(self, state: dict) -> None:
         self.rows = list(state["rows"])
 
+    def plot(self, path: Path) -> None:
+        """The learning curves as a PNG: train and valid loss, valid BLEU, by epoch."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        epochs = [r["epoch"] for r in self.rows]
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+        for key in ("train_loss", "valid_loss"):
+            ax1.plot(epochs, [r[key] for r in self.rows], marker="o", label=key)
+        ax1.set_xlabel("epoch"), ax1.set_ylabel("cross-entropy"), ax1.legend()
+        ax2.plot(epochs, [r["valid_bleu"] for r in self.rows], marker="o", color="tab:green")
+        ax2.set_xlabel("epoch"), ax2.set_ylabel("valid BLEU (greedy)")
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+
     def csv(self) -> str:
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=HISTORY_COLUMNS, lineterminator="\n")

@@ -14,7 +14,6 @@ Every output appears only once training finished.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import os
@@ -37,6 +36,7 @@ from seq2seq.config import load_params
 from seq2seq.datamodule import TranslationDataModule
 from seq2seq.io import atomic_path, write_json, write_text
 from seq2seq.module import TranslationModule
+from seq2seq.resume import resumable, run_fingerprint
 from seq2seq.translator import build_model
 from seq2seq.stage import run_stage
 
@@ -69,48 +69,6 @@ def slow_cpu_bf16_warning(on_cpu: bool, precision: str) -> str | None:
 def is_rank_zero() -> bool:
     """True unless this process is a non-zero rank of a distributed run (Lightning, torchrun, SLURM)."""
     return all(int(os.environ.get(k, 0)) == 0 for k in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"))
-
-
-def plot_history(rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [r["epoch"] for r in rows]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    for key in ("train_loss", "valid_loss"):
-        ax1.plot(epochs, [r[key] for r in rows], marker="o", label=key)
-    ax1.set_xlabel("epoch"), ax1.set_ylabel("cross-entropy"), ax1.legend()
-    ax2.plot(epochs, [r["valid_bleu"] for r in rows], marker="o", color="tab:green")
-    ax2.set_xlabel("epoch"), ax2.set_ylabel("valid BLEU (greedy)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def run_fingerprint(cfg, data: Path, tokenizer: Path) -> str:
-    """Hash of everything training depends on: a checkpoint resumes only a run with the same."""
-    h = hashlib.sha256()
-    keys = ("data.src", "data.tgt", "model", "trainer", "seed", "decode.max_len_a", "decode.max_len_b")
-    settings = OmegaConf.to_container(OmegaConf.create({k: OmegaConf.select(cfg, k) for k in keys}), resolve=True)
-    h.update(json.dumps(settings, sort_keys=True).encode())
-    for path in sorted(data.glob("train.*")) + sorted(data.glob("valid.*")) + sorted(tokenizer.glob("*.model")):
-        h.update(path.name.encode())
-        h.update(hashlib.sha256(path.read_bytes()).digest())
-    return h.hexdigest()
-
-
-def resumable(state_dir: Path, fingerprint: str) -> dict | None:
-    """The saved state if `state_dir` holds a checkpoint of a run with this fingerprint, else None."""
-    try:
-        state = json.loads((state_dir / "state.json").read_text())
-        ckpt = torch.load(state_dir / "last.ckpt", map_location="cpu", weights_only=True, mmap=True)
-    except (OSError, ValueError, RuntimeError, EOFError, KeyError):
-        return None
-    if state.get("fingerprint") != fingerprint:
-        return None
-    return {"run_id": state["run_id"], "epoch": ckpt.get("epoch", 0) + 1}
 
 
 def run(cfg, data: Path, tokenizer: Path, out: Path, metrics: Path, state_dir: Path = Path("data/.train_state"),
@@ -213,7 +171,7 @@ def run(cfg, data: Path, tokenizer: Path, out: Path, metrics: Path, state_dir: P
             mlc.log_metric(run_id, f"train.{key}", float(value))
         with tempfile.TemporaryDirectory() as tmp:
             art = Path(tmp)
-            plot_history(history.rows, art / "learning_curves.png")
+            history.plot(art / "learning_curves.png")
             (art / "params.yaml").write_text(OmegaConf.to_yaml(cfg), encoding="utf-8")
             for p in [art / "learning_curves.png", art / "params.yaml", history_csv, *sorted(tokenizer.glob("*.model"))]:
                 mlc.log_artifact(run_id, str(p), artifact_path="train")
