@@ -154,9 +154,9 @@ def prepare_iwslt(
              "test_sets_unused": ", ".join(unused)}
     settings = {"min_len": min_len, "max_len": max_len, "max_ratio": max_ratio, "valid_every": valid_every}
     expected = FAIRSEQ_COUNTS.get(pair)
-    stats["fairseq_split"] = (expected is not None and settings == FAIRSEQ_SETTINGS
-                              and all(stats[k] == v for k, v in expected.items()))
-    if expected is not None and settings == FAIRSEQ_SETTINGS and not stats["fairseq_split"]:
+    standard = expected is not None and settings == FAIRSEQ_SETTINGS  # fairseq's pair and settings
+    stats["fairseq_split"] = standard and all(stats[k] == v for k, v in expected.items())
+    if standard and not stats["fairseq_split"]:
         log.warning("%s gives %s train / %s valid / %s test pairs, but fairseq's prepare-iwslt14.sh gives "
                     "%s / %s / %s on the official %s.tgz: this is not the standard IWSLT'14 split, and scores "
                     "on it are not comparable with published ones", folder, f"{len(train):,}", f"{len(valid):,}",

@@ -25,7 +25,7 @@ from omegaconf import OmegaConf
 
 from seq2seq.config import repo_root
 from seq2seq.errors import Seq2SeqError
-from seq2seq.io import redact  # noqa: F401 - credentials never reach logs, errors or params
+from seq2seq.io import redact  # also tracking.redact for callers: credentials never reach logs, errors or params
 
 log = logging.getLogger("seq2seq.tracking")
 

@@ -37,8 +37,8 @@ from seq2seq.datamodule import TranslationDataModule
 from seq2seq.io import atomic_path, write_json, write_text
 from seq2seq.module import TranslationModule
 from seq2seq.resume import resumable, run_fingerprint
-from seq2seq.translator import build_model
 from seq2seq.stage import run_stage
+from seq2seq.translator import build_model
 
 N_ATTENTION_MAPS = 3  # the first valid sentences, drawn after each validation
 # The state folder holds state.json beside the checkpoints on purpose.
