@@ -37,8 +37,8 @@ def imported(path: Path, package: str) -> set[str]:
 
 def closure(module: str) -> set[Path]:
     """Files of `module`, its packages' __init__ and every project module reached from them.
-    Models are built from the `_target_` of conf/model/*.yaml (hydra's instantiate), so a stage that
-    reaches seq2seq.translator's build_model depends on those modules too."""
+    Models are built from the `_target_` of conf/model/*.yaml (translator.build_model imports it by
+    name), so a stage that reaches seq2seq.translator depends on those modules too."""
     targets = {OmegaConf.load(p)._target_.rsplit(".", 1)[0] for p in (ROOT / "conf/model").glob("*.yaml")}
     seen, todo = set(), [module]
     while todo:

@@ -22,7 +22,6 @@ from seq2seq.stage import run_stage
 from seq2seq.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
 
-
 def train_sentencepiece(sentences: list[str], prefix: Path, tok_cfg, seed: int) -> None:
     """Train one model on `sentences`; writes `<prefix>.model` and `<prefix>.vocab`."""
     sentences = [s for s in sentences if s.strip()]
