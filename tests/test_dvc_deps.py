@@ -77,3 +77,15 @@ def test_the_closure_follows_imports_inside_functions_and_model_targets():
     assert "src/seq2seq/translator.py" in files  # evaluate loads models through the translator
     assert "src/seq2seq/models/transformer.py" in files  # a `_target_` of conf/model/
     assert "src/seq2seq/__init__.py" in files
+
+
+def test_the_served_model_bundles_every_module_it_imports():
+    """seq2seq.registry copies INFERENCE_MODULES into the MLflow model's code/: they must hold the
+    whole import closure of the pyfunc model, and nothing of the training stack."""
+    from seq2seq.registry import INFERENCE_MODULES
+
+    package = SRC / "seq2seq"
+    files = {p.relative_to(package).as_posix() for p in closure("seq2seq.mlflow_model")}
+    bundled = lambda f: any(f == m or f.startswith(m + "/") for m in INFERENCE_MODULES)  # noqa: E731
+    assert not sorted(f for f in files if not bundled(f)), "imported by the served model but not bundled"
+    assert not {"train.py", "module.py", "tracking.py", "config.py"} & set(INFERENCE_MODULES)

@@ -134,6 +134,11 @@ class MlflowSchema:
 
 
 @dataclass
+class RegistrySchema:
+    name: Optional[str] = "seq2seq-{src}-{tgt}"
+
+
+@dataclass
 class Schema:
     data: DataSchema = field(default_factory=DataSchema)
     tokenizer: TokenizerSchema = field(default_factory=TokenizerSchema)
@@ -143,6 +148,7 @@ class Schema:
     decode: DecodeSchema = field(default_factory=DecodeSchema)
     seed: int = 1234
     mlflow: MlflowSchema = field(default_factory=MlflowSchema)
+    registry: RegistrySchema = field(default_factory=RegistrySchema)
 
 
 _CHOICES = {

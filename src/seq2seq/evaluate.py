@@ -17,7 +17,8 @@ a new run holding every param of this pipeline run (the model's training params 
 skipped training because they are unchanged) and the tags `seq2seq.model_run_id` and
 `seq2seq.checkpoint_md5` naming where the model came from; the earlier run stays as it was.
 The store must be the one the train stage used: an unreachable or different store fails before
-decoding, naming both.
+decoding, naming both. The run then gets the model itself, as an MLflow pyfunc model registered
+as a new version of `registry.name`, with its lineage (seq2seq.registry).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from pathlib import Path
 import sacrebleu
 import torch
 
-from seq2seq import tracking
+from seq2seq import registry, tracking
 from seq2seq.config import load_params
 from seq2seq.errors import DataError, Seq2SeqError
 from seq2seq.io import atomic_path, md5sum, read_lines, write_json
@@ -104,7 +105,8 @@ def evaluation_run(cfg, uri: str, trained_id: str, found: bool, checkpoint_md5: 
     return run_id
 
 
-def run(cfg, data: Path, tokenizer: Path, checkpoints: Path, run_file: Path, out: Path, metrics: Path) -> None:
+def run(cfg, data: Path, tokenizer: Path, checkpoints: Path, run_file: Path, out: Path, metrics: Path,
+        params_file: Path = Path("params.yaml")) -> None:
     checkpoint = checkpoints / f"{cfg.decode.checkpoint}.ckpt"
     if not checkpoint.exists():
         raise DataError(f"{checkpoint}: checkpoint not found (run the train stage)")
@@ -136,6 +138,9 @@ def run(cfg, data: Path, tokenizer: Path, checkpoints: Path, run_file: Path, out
         mlc.set_tag(run_id, "test_checkpoint", cfg.decode.checkpoint)
         for path in (out / "hyps.txt", metrics):
             mlc.log_artifact(run_id, str(path), artifact_path="evaluate")
+        with tracking.tolerant(f"the model of run {run_id}"):
+            version = registry.log_model(mlc, run_id, cfg, checkpoint, tokenizer, params_file, sources, scores)
+            print(f"mlflow: model in run {run_id} (artifacts/model)" + (f", registered as {version}" if version else ""))
         if run_id != trained_id:  # a run of this stage's own: it ends here (the train stage ends its own)
             mlc.set_terminated(run_id)
 
@@ -150,7 +155,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("data/evaluate"))
     parser.add_argument("--metrics", type=Path, default=Path("metrics/test.json"))
     args = parser.parse_args(argv)
-    run_stage(lambda: run(load_params(args.params), args.data, args.tokenizer, args.checkpoints, args.run, args.out, args.metrics))
+    run_stage(lambda: run(load_params(args.params), args.data, args.tokenizer, args.checkpoints, args.run, args.out,
+                          args.metrics, Path(args.params)))
 
 
 if __name__ == "__main__":

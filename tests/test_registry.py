@@ -1,0 +1,185 @@
+"""The evaluated model in MLflow, for real: the smoke pipeline in a temporary git repository with a
+DVC remote registers its model; `mlflow models serve` answers like the translate command; a
+fresh clone gets back from the registered version alone to the version's exact test scores."""
+
+import hashlib
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+from mlflow import MlflowClient
+
+from conftest import dvc, free_port, make_repo_copy, run_env, sh
+from iwslt_fixtures import build_iwslt_archive
+
+pytestmark = pytest.mark.slow
+
+NAME = "seq2seq-de-en"
+SENTENCES = ["Haus Baum Fluss .", "Licht Fenster Musik Stadt .", "Wasser"]
+GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
+
+
+@pytest.fixture(scope="module")
+def origin(tmp_path_factory) -> dict:
+    """A repository with a committed DVC remote, after `dvc exp run -S experiment=smoke` and `dvc push`."""
+    tmp = tmp_path_factory.mktemp("registry")
+    archive = build_iwslt_archive(tmp / "archive")
+    repo = make_repo_copy((tmp / "origin"))
+    dvc("remote", "add", "-d", "team", str(tmp / "remote"), cwd=repo)
+    sh([*GIT, "commit", "-qam", "a DVC remote for the team"], cwd=repo)
+    md5 = hashlib.md5(archive.read_bytes()).hexdigest()
+    dvc("exp", "run", "-S", "experiment=smoke", "-S", f"data.archive={archive}", "-S", f"data.md5.de-en={md5}", cwd=repo)
+    dvc("push", cwd=repo)
+    db = f"sqlite:///{repo / 'mlflow.db'}"
+    return {"repo": repo, "db": db, "mlc": MlflowClient(tracking_uri=db), "tmp": tmp}
+
+
+def test_evaluate_registers_the_model_with_its_lineage(origin):
+    repo, mlc = origin["repo"], origin["mlc"]
+    version = mlc.get_model_version(NAME, "1")
+    trained = json.loads((repo / "data/train/mlflow_run.json").read_text())
+    assert str(version.version) == "1" and version.run_id == trained["run_id"]  # the training's own run, evaluated
+    test = json.loads((repo / "metrics/test.json").read_text())
+    assert float(version.tags["test_bleu"]) == test["bleu"] and float(version.tags["test_chrf"]) == test["chrf"]
+    run = mlc.get_run(version.run_id)
+    assert run.data.tags["seq2seq.registered_model"] == f"models:/{NAME}/1"
+    head = sh(["git", "rev-parse", "HEAD"], cwd=repo).stdout.strip()
+    for tags in (version.tags, run.data.tags):
+        assert tags["git.commit"] == head and tags["git.dirty"] == "false"
+        assert tags["dvc.exp_name"] == run.data.tags["mlflow.runName"] and tags["dvc.exp_name"]
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    for stage, path in (("download", "data/raw"), ("prepare", "data/prepared"), ("tokenizer", "data/tokenizer"),
+                        ("train", "data/train/checkpoints")):
+        (out,) = [o for o in lock[stage]["outs"] if o["path"] == path]
+        assert version.tags[f"dvc.md5.{path}"] == out["md5"], path
+    with_files = {a.path for a in mlc.list_artifacts(version.run_id, "lineage")}
+    assert with_files == {"lineage/dvc.lock", "lineage/params.yaml", "lineage/metrics", "lineage/plots"}
+    assert {a.path for a in mlc.list_artifacts(version.run_id, "lineage/metrics")} == {
+        "lineage/metrics/prepare.json", "lineage/metrics/train.json"}  # not test.json: this stage's, being written
+    logged_lock = yaml.safe_load(Path(mlc.download_artifacts(version.run_id, "lineage/dvc.lock", str(origin["tmp"]))).read_text())
+    assert logged_lock["stages"]["train"] == lock["train"] and "evaluate" not in logged_lock["stages"]
+    logged = Path(mlc.download_artifacts(version.run_id, "lineage/params.yaml", str(origin["tmp"])))
+    assert logged.read_text() == (repo / "params.yaml").read_text()
+
+
+def test_pyfunc_model_loads_without_the_training_stack(origin):
+    """mlflow.pyfunc.load_model in a clean process, away from the repository: the bundled code is
+    what runs, Lightning and Hydra stay unloaded, and the output is the translate command's."""
+    code = ("import sys, json, mlflow, pandas as pd\n"
+            f"m = mlflow.pyfunc.load_model('models:/{NAME}/1')\n"
+            f"out = m.predict(pd.DataFrame({{'source': {SENTENCES!r}}}), params={{'beam_size': 2}})\n"
+            "import seq2seq\n"
+            "print(json.dumps({'translations': out['translation'].tolist(), 'package': seq2seq.__file__,\n"
+            "  'loaded': sorted(m for m in ('lightning', 'pytorch_lightning', 'hydra', 'omegaconf') if m in sys.modules)}))\n")
+    proc = sh([sys.executable, "-c", code], cwd=origin["tmp"], env=run_env(MLFLOW_TRACKING_URI=origin["db"]))
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["loaded"] == [] and "/code/seq2seq/" in got["package"], got
+    assert got["translations"] == translate_cli(origin["repo"], SENTENCES, "--beam", "2")
+
+
+def translate_cli(repo: Path, sentences: list[str], *args: str) -> list[str]:
+    """The translate command's lines, with the smoke recipe's length limits (the served defaults)."""
+    proc = subprocess.run([sys.executable, "-m", "seq2seq.translate", "--max-len-a", "0", "--max-len-b", "30", *args], cwd=repo, env=run_env(),
+                          input="".join(s + "\n" for s in sentences), capture_output=True, text=True, check=True)
+    return proc.stdout.splitlines()
+
+
+@pytest.fixture(scope="module")
+def served(origin):
+    """`mlflow models serve -m models:/seq2seq-de-en/1 --env-manager local` on a free port."""
+    port = free_port()
+    log = open(origin["tmp"] / "serve.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{NAME}/1",
+                             "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
+                            cwd=origin["tmp"], env=run_env(MLFLOW_TRACKING_URI=origin["db"]), stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 180
+    while True:
+        try:
+            if requests.get(f"{url}/ping", timeout=2).ok:
+                break
+        except requests.ConnectionError:
+            pass
+        assert proc.poll() is None, (origin["tmp"] / "serve.log").read_text()[-3000:]
+        assert time.time() < deadline, "mlflow models serve did not start"
+        time.sleep(1)
+    yield url
+    import os
+    import signal
+
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=30)
+    log.close()
+
+
+def invoke(url: str, body) -> requests.Response:
+    return requests.post(f"{url}/invocations", json=body, timeout=120)
+
+
+def test_served_model_answers_like_the_translate_command(origin, served):
+    split = {"dataframe_split": {"columns": ["source"], "data": [[s] for s in SENTENCES]}}
+    for args, params in (((), {}), (("--beam", "1"), {"beam_size": 1}), (("--beam", "4", "--length-penalty", "0"),
+                                                                            {"beam_size": 4, "length_penalty": 0.0})):
+        answer = invoke(served, {**split, "params": params})
+        assert answer.status_code == 200, answer.text
+        got = [p["translation"] for p in answer.json()["predictions"]]
+        assert got == translate_cli(origin["repo"], SENTENCES, *(args or ("--beam", "2"))), params  # smoke: beam 2
+    nbest = invoke(served, {"inputs": {"source": SENTENCES[:1]}, "params": {"beam_size": 3, "n_best": 3}}).json()
+    cli = [line.split("\t") for line in translate_cli(origin["repo"], SENTENCES[:1], "--beam", "3", "--n-best", "3")]
+    assert nbest["predictions"][0]["nbest"] == [text for _, text in cli]
+    assert [round(s, 4) for s in nbest["predictions"][0]["nbest_scores"]] == [float(score) for score, _ in cli]
+
+
+@pytest.mark.parametrize("body, says", [
+    ({"dataframe_split": {"columns": ["text"], "data": [["Haus ."]]}}, "missing inputs ['source']"),
+    ({"dataframe_split": {"columns": ["source"], "data": []}}, "no sentences"),
+    ({"inputs": {"source": []}}, "no sentences"),
+    ({"dataframe_split": {"columns": ["source"], "data": [["Haus ."], [3]]}}, "row 1 of 'source' is 3 (int), not a string"),
+    ({"inputs": {"source": ["Haus ."]}, "params": {"beam_size": 0}}, "beam_size=0: must be at least 1"),
+    ({"inputs": {"source": ["Haus ."]}, "params": {"beam_size": 2, "n_best": 3}}, "n_best=3: must not exceed beam_size=2"),
+    ({"inputs": {"source": ["Haus ."]}, "params": {"max_len_b": -1}}, "must not be negative"),
+])
+def test_served_model_refuses_bad_requests_and_keeps_serving(served, body, says):
+    answer = invoke(served, body)
+    assert 400 <= answer.status_code < 500 and says in answer.json()["message"], answer.text
+    assert invoke(served, {"inputs": {"source": ["Haus ."]}}).status_code == 200
+
+
+def test_a_registered_version_reproduces_from_a_fresh_clone(origin):
+    """From `models:/seq2seq-de-en/1` alone: clone, restore (git checkout, params.yaml, dvc.lock),
+    `dvc pull --with-deps train` from the team remote, `dvc repro`: the model comes from the remote (no training) and
+    the evaluation gives exactly the version's test scores and hypotheses."""
+    mlc, version = origin["mlc"], origin["mlc"].get_model_version(NAME, "1")
+    clone = origin["tmp"] / "clone"
+    sh(["git", "clone", "-q", str(origin["repo"]), str(clone)], cwd=origin["tmp"])
+    env = run_env(MLFLOW_TRACKING_URI=origin["db"])
+    restored = sh([sys.executable, "-m", "seq2seq.registry", "restore", f"models:/{NAME}/1"], cwd=clone, env=env)
+    assert version.tags["git.commit"] in restored.stdout
+    assert sh(["git", "rev-parse", "HEAD"], cwd=clone).stdout.strip() == version.tags["git.commit"]
+    dvc("pull", "--with-deps", "train", cwd=clone, env=env)
+    repro = dvc("repro", cwd=clone, env=env)
+    log = repro.stdout + repro.stderr
+    assert "Running stage 'train'" not in log and "Running stage 'evaluate'" in log, log[-3000:]
+    test = json.loads((clone / "metrics/test.json").read_text())
+    run = mlc.get_run(version.run_id)
+    for name in ("bleu", "chrf", "ter", "bleu_tok_lc"):
+        assert test[name] == run.data.metrics[f"test_{name}"] == float(version.tags[f"test_{name}"]), name
+    hyps = Path(mlc.download_artifacts(version.run_id, "evaluate/hyps.txt", str(origin["tmp"] / "v1")))
+    assert (clone / "data/evaluate/hyps.txt").read_text() == hyps.read_text()
+    ckpt = hashlib.md5((clone / "data/train/checkpoints/best.ckpt").read_bytes()).hexdigest()
+    assert ckpt == run.data.tags["seq2seq.checkpoint_md5"]
+
+
+def test_restore_names_what_is_wrong(origin, tmp_path):
+    bad = sh([sys.executable, "-m", "seq2seq.registry", "restore", f"models:/{NAME}/99"], cwd=origin["repo"],
+             env=run_env(MLFLOW_TRACKING_URI=origin["db"]), check=False)
+    assert bad.returncode == 1 and f"models:/{NAME}/99: not in" in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+    form = sh([sys.executable, "-m", "seq2seq.registry", "restore", "runs:/abc/model"], cwd=origin["repo"],
+              env=run_env(MLFLOW_TRACKING_URI=origin["db"]), check=False)
+    assert form.returncode == 1 and "expected models:/<name>/<version>" in form.stderr, form.stderr
