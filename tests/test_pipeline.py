@@ -1,9 +1,12 @@
 """End to end, for real: `dvc exp run` of all five stages in a temporary git repository, offline,
 on an archive built in the official IWSLT layout; MLflow in sqlite and over HTTP; dvc push/pull."""
 
+import contextlib
 import hashlib
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -199,6 +202,18 @@ def test_dvc_compares_the_two_experiments(smoke_repo, decode_only):
     assert json.loads((smoke_repo / "metrics/test.json").read_text())["bleu"] == exp_metrics(exps[second])["bleu"]
 
 
+def stop_queue_workers(repo: Path, grace: float = 30.0) -> None:
+    """Wait up to `grace` seconds for the queue's workers to exit on their own, then terminate those left."""
+    pids = [int(p.read_text()) for p in (repo / ".dvc/tmp/exps/celery").glob("dvc-exp-worker-*.pid")]
+    deadline = time.time() + grace
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            while time.time() < deadline:
+                os.kill(pid, 0)  # raises once it is gone
+                time.sleep(1)
+            os.kill(pid, signal.SIGTERM)
+
+
 def test_queued_and_temp_experiments_each_land_one_run(smoke_repo, data_overrides, decode_only):
     """`--temp` and `dvc queue start -j 2` run in temporary copies under .dvc/tmp, two at a time:
     every run must land in the repository's own mlflow.db, decode-only ones in runs of their own."""
@@ -210,16 +225,22 @@ def test_queued_and_temp_experiments_each_land_one_run(smoke_repo, data_override
     for extra in (["decode.beam_size=4"], ["decode.length_penalty=0.0"],
                   ["decode.beam_size=1", "trainer.average_last=2", "decode.checkpoint=averaged"]):  # retrains
         dvc("exp", "run", "--queue", *smoke, *[a for e in extra for a in ("-S", e)], cwd=smoke_repo)
-    dvc("queue", "start", "-j", "2", cwd=smoke_repo)
-    deadline = time.time() + 600
-    while True:
-        status = dvc("queue", "status", cwd=smoke_repo).stdout
-        failed = [line.split()[0] for line in status.splitlines() if "Failed" in line]
-        assert not failed, dvc("queue", "logs", failed[0], cwd=smoke_repo, check=False).stdout
-        if status.count("Success") == 3:
-            break
-        assert time.time() < deadline, status
-        time.sleep(3)
+    # The workers inherit `queue start`'s stdout: with captured pipes we would wait on them, and with
+    # -j 2 one of them can miss its shutdown message and idle forever (a dvc-task race, treeverse/dvc#10427).
+    subprocess.run([sys.executable, "-m", "dvc", "queue", "start", "-j", "2"], cwd=smoke_repo, env=run_env(),
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, timeout=120)
+    try:
+        deadline = time.time() + 900
+        while True:
+            status = dvc("queue", "status", cwd=smoke_repo).stdout
+            failed = [line.split()[0] for line in status.splitlines() if "Failed" in line]
+            assert not failed, dvc("queue", "logs", failed[0], cwd=smoke_repo, check=False).stdout
+            if status.count("Success") == 3:
+                break
+            assert time.time() < deadline, status
+            time.sleep(3)
+    finally:
+        stop_queue_workers(smoke_repo)
     runs = mlflow_runs(db)
     assert len(runs) == 2 + 4, [r.data.tags.get("dvc.exp_name") for r in runs]
     new = {(r.data.params["decode.beam_size"], r.data.params["decode.length_penalty"], r.data.params["decode.checkpoint"]): r
