@@ -3,6 +3,7 @@
     python -m seq2seq.translate "Guten Morgen." "Wie geht es dir?"
     echo "Guten Morgen." | python -m seq2seq.translate --beam 1      # greedy
     python -m seq2seq.translate --n-best 3 "Guten Morgen."             # score<TAB>hypothesis, 3 a sentence
+    python -m seq2seq.translate --engine ctranslate2 "Guten Morgen."   # the export of seq2seq.export
 """
 
 from __future__ import annotations
@@ -29,9 +30,14 @@ def check_args(args) -> None:
 
 def run(args) -> None:
     check_args(args)
-    if not args.checkpoint.exists():
-        raise DataError(f"{args.checkpoint}: checkpoint not found (run `dvc repro` first, or pass --checkpoint)")
-    translator = Translator.load(args.checkpoint, args.tokenizer)
+    if args.engine == "ctranslate2":
+        from seq2seq.ct2 import CT2Translator
+
+        translator = CT2Translator.load(args.ct2_model)
+    else:
+        if not args.checkpoint.exists():
+            raise DataError(f"{args.checkpoint}: checkpoint not found (run `dvc repro` first, or pass --checkpoint)")
+        translator = Translator.load(args.checkpoint, args.tokenizer)
     sentences = args.sentences or [line.rstrip("\n") for line in sys.stdin]
     nbest = translator.translate_nbest(sentences, beam_size=args.beam, length_penalty=args.length_penalty,
                                        max_len_a=args.max_len_a, max_len_b=args.max_len_b, batch_size=args.batch_size,
@@ -52,6 +58,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-len-b", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--n-best", type=int, default=1, help="print this many hypotheses a sentence, with scores")
+    parser.add_argument("--engine", choices=("torch", "ctranslate2"), default="torch",
+                        help="torch: the checkpoint; ctranslate2: the --ct2-model folder of seq2seq.export")
+    parser.add_argument("--ct2-model", type=Path, default=Path("data/export/ctranslate2"))
     run_stage(lambda: run(parser.parse_args(argv)))
 
 
