@@ -146,3 +146,44 @@ def test_translate_command_with_the_ctranslate2_engine(trained):
     missing = subprocess.run([*common, "--engine", "ctranslate2", "--ct2-model", str(trained.root / "nope")],
                              input="haus\n", env=run_env(), capture_output=True, text=True)
     assert missing.returncode == 1 and "nope: not a CTranslate2 model folder" in missing.stderr
+
+
+def test_the_mlflow_model_serves_either_engine(trained, tmp_path):
+    """registry.engine=ctranslate2 bundles the export: a request picks the engine with params.engine."""
+    import mlflow.pyfunc
+    import pandas as pd
+    from mlflow.exceptions import MlflowException
+    from omegaconf import OmegaConf
+
+    from seq2seq.registry import save_model
+
+    decode = {"beam_size": 1, "length_penalty": 1.0, "max_len_a": 1.5, "max_len_b": 10, "batch_size": 16}
+    sentences = [s for s, _ in trained.test[:40]]
+    (tmp_path / "params.yaml").write_text("decode: {}\n")
+    paths = {}
+    for engine in ("torch", "ctranslate2"):
+        cfg = OmegaConf.create({"decode": decode, "registry": {"engine": engine}})
+        paths[engine] = save_model(tmp_path / engine, cfg, trained.ckpt, trained.tok, tmp_path / "params.yaml", sentences)
+    assert (paths["ctranslate2"] / "artifacts/ctranslate2/model.bin").is_file()
+    assert not (paths["torch"] / "artifacts/ctranslate2").exists()
+    served = mlflow.pyfunc.load_model(str(paths["ctranslate2"]))
+    frame = pd.DataFrame({"source": sentences})
+    default = served.predict(frame)["translation"].tolist()
+    assert default == CT2Translator.load(trained.ct2).translate(sentences, **decode)
+    assert served.predict(frame, params={"engine": "torch"})["translation"].tolist() == trained.torch.translate(
+        sentences, **decode) == default  # greedy: the same words either way
+    beam = served.predict(frame, params={"beam_size": 4, "n_best": 2})
+    assert all(len(n) == 2 for n in beam["nbest"]) and beam["score"].notna().all()
+    torch_only = mlflow.pyfunc.load_model(str(paths["torch"]))
+    with pytest.raises(MlflowException, match="engine='ctranslate2': this model has 'torch'"):
+        torch_only.predict(frame, params={"engine": "ctranslate2"})
+
+
+def test_registry_engine_ctranslate2_needs_a_transformer():
+    from seq2seq.config import compose, validate
+
+    with pytest.raises(ConfigError, match="registry.engine=ctranslate2 needs a Transformer"):
+        validate(compose(["registry.engine=ctranslate2"]))
+    validate(compose(["registry.engine=ctranslate2", "model=transformer", "trainer=transformer"]))
+    with pytest.raises(ConfigError, match="registry.engine='onnx' is not one of torch, ctranslate2"):
+        validate(compose(["registry.engine=onnx"]))

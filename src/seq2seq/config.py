@@ -136,6 +136,7 @@ class MlflowSchema:
 @dataclass
 class RegistrySchema:
     name: Optional[str] = "seq2seq-{src}-{tgt}"
+    engine: str = "torch"
 
 
 @dataclass
@@ -156,6 +157,7 @@ _CHOICES = {
     "tokenizer.model_type": ("unigram", "bpe", "char", "word"),
     "trainer.scheduler": ("plateau", "inverse_sqrt"),
     "decode.checkpoint": ("best", "last", "averaged"),
+    "registry.engine": ("torch", "ctranslate2"),
 }
 _POSITIVE = (
     "data.valid_every", "data.filter.max_len", "data.filter.max_ratio", "tokenizer.vocab_size",
@@ -192,6 +194,9 @@ def validate(cfg: DictConfig, source: str = "params.yaml") -> None:
         raise ConfigError(f"{source}: data=parallel needs data.path (a folder with train/valid/test.<lang>)")
     if cfg.decode.checkpoint == "averaged" and cfg.trainer.average_last <= 0:
         raise ConfigError(f"{source}: decode.checkpoint=averaged needs trainer.average_last > 0")
+    if cfg.registry.engine == "ctranslate2" and not str(cfg.model.get("_target_")).endswith(".Transformer"):
+        raise ConfigError(f"{source}: registry.engine=ctranslate2 needs a Transformer (model._target_ is "
+                          f"{cfg.model.get('_target_')}): CTranslate2 runs no recurrent or convolutional models")
     check_model(cfg.model, source)
 
 

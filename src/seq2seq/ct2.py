@@ -22,11 +22,18 @@ from pathlib import Path
 import sentencepiece as spm
 from tqdm import tqdm
 
-from seq2seq.errors import DataError
-from seq2seq.export import require_ctranslate2
+from seq2seq.errors import ConfigError, DataError
 from seq2seq.search import gnmt_penalty
 from seq2seq.translator import load_sp
 from seq2seq.vocab import BOS_ID, PAD_ID
+
+
+def require_ctranslate2():
+    try:
+        import ctranslate2
+    except ImportError:
+        raise ConfigError('the ctranslate2 engine needs the optional extra: pip install -e ".[ctranslate2]"') from None
+    return ctranslate2
 
 
 def max_length(n: int, max_len_a: float, max_len_b: float) -> int:

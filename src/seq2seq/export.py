@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from seq2seq.ct2 import require_ctranslate2
 from seq2seq.errors import ConfigError, DataError
 from seq2seq.io import atomic_path
 from seq2seq.models.transformer import Transformer, sinusoids
@@ -35,14 +36,6 @@ from seq2seq.vocab import BOS_ID, EOS_ID, UNK_ID
 
 MAX_POSITIONS = 2048  # rows of the exported position table: the longest source or output it can handle
 QUANTIZATIONS = ("float32", "int8", "int8_float32", "int16", "bfloat16", "int8_bfloat16", "float16", "int8_float16")
-
-
-def require_ctranslate2():
-    try:
-        import ctranslate2
-    except ImportError:
-        raise ConfigError('the ctranslate2 engine needs the optional extra: pip install -e ".[ctranslate2]"') from None
-    return ctranslate2
 
 
 def _spec(model: Transformer, src_pieces: list[str], tgt_pieces: list[str]):

@@ -5,10 +5,12 @@
     model.predict(pd.DataFrame({"source": ["Guten Morgen ."]}), params={"beam_size": 5})
     # DataFrame: translation (best first), score (log P / GNMT penalty; None for greedy),
     #            and with n_best > 1, nbest / nbest_scores (lists, best first)
+    model.predict(df, params={"engine": "ctranslate2"})   # if logged with registry.engine=ctranslate2
 
 The evaluate stage saves it (seq2seq.registry): the model directory holds a weights-only copy of
 the checkpoint, the two SentencePiece models, the resolved params.yaml and this package's inference
-modules (code/seq2seq: this file, the translator, search and model code; no Lightning or Hydra).
+modules (code/seq2seq: this file, the translator, search and model code; no Lightning or Hydra),
+and, when the run set registry.engine=ctranslate2, a CTranslate2 float32 export (seq2seq.export).
 Bad input raises MlflowException(INVALID_PARAMETER_VALUE), which `mlflow models serve` answers
 with HTTP 400 and the message.
 """
@@ -33,6 +35,7 @@ PARAMS = {
     "max_len_a": ("double", float),
     "max_len_b": ("long", int),
     "batch_size": ("long", int),
+    "engine": ("string", str),  # torch, or ctranslate2 when the model holds an export
 }
 MAX_SENTENCES = 10_000  # a request larger than this is refused (one request decodes synchronously)
 
@@ -47,6 +50,10 @@ def check_params(params: dict) -> dict:
         if name not in PARAMS:
             raise bad_request(f"unknown parameter {name!r} (accepted: {', '.join(PARAMS)})")
         kind = PARAMS[name][1]
+        if kind is str:
+            if not isinstance(value, str):
+                raise bad_request(f"parameter {name}={value!r} must be a string")
+            continue
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or (kind is int and value != int(value)):
             raise bad_request(f"parameter {name}={value!r} must be {'an integer' if kind is int else 'a number'}")
         if not math.isfinite(value):
@@ -86,14 +93,23 @@ class TranslationModel(mlflow.pyfunc.PythonModel):
 
         from seq2seq.translator import Translator
 
-        self.translator = Translator.load(context.artifacts["checkpoint"], context.artifacts["tokenizer"],
-                                          "cuda" if torch.cuda.is_available() else "cpu")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.engines = {"torch": Translator.load(context.artifacts["checkpoint"], context.artifacts["tokenizer"], device)}
+        if "ctranslate2" in context.artifacts:
+            from seq2seq.ct2 import CT2Translator
+
+            self.engines["ctranslate2"] = CT2Translator.load(context.artifacts["ctranslate2"], device)
         self.defaults = dict(context.model_config)  # the run's decode settings, as in the signature
+
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         """DataFrame with `source` -> DataFrame with `translation` and `score` (+ nbest lists)."""
         sentences = check_sentences(model_input)
         p = check_params({**self.defaults, **(params or {})})
-        nbest = self.translator.translate_nbest(sentences, **p)
+        engine = p.pop("engine")
+        if engine not in self.engines:
+            raise bad_request(f"parameter engine={engine!r}: this model has {', '.join(map(repr, self.engines))} "
+                              "(a CTranslate2 export is bundled when the run sets registry.engine=ctranslate2)")
+        nbest = self.engines[engine].translate_nbest(sentences, **p)
         out = pd.DataFrame({
             "translation": [hyps[0][0] for hyps in nbest],
             "score": pd.Series([None if math.isnan(hyps[0][1]) else hyps[0][1] for hyps in nbest], dtype=object),
@@ -102,8 +118,6 @@ class TranslationModel(mlflow.pyfunc.PythonModel):
             out["nbest"] = [[text for text, _ in hyps] for hyps in nbest]
             out["nbest_scores"] = [[score for _, score in hyps] for hyps in nbest]
         return out
-
-
 
 
 # MLflow's "models from code": the saved model runs this file (bundled under code/) instead of

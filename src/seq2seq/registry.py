@@ -30,7 +30,8 @@ from seq2seq.errors import Seq2SeqError
 
 PACKAGE = Path(__file__).resolve().parent
 # The modules the served model imports (test_registry checks that nothing else is needed).
-INFERENCE_MODULES = ("__init__.py", "errors.py", "vocab.py", "search.py", "translator.py", "mlflow_model.py", "models")
+INFERENCE_MODULES = ("__init__.py", "errors.py", "vocab.py", "search.py", "translator.py", "ct2.py", "mlflow_model.py",
+                     "models")
 # Logged under lineage/ with the upstream stages' uncached outputs (metrics/, plots/): with the git
 # commit, what `dvc repro` needs to see the pulled data as up to date.
 LINEAGE_FILES = ("dvc.lock", "params.yaml")
@@ -148,7 +149,8 @@ def model_config(cfg) -> dict:
     """The served model's default decoding settings: the run's."""
     d = cfg.decode
     return {"beam_size": int(d.beam_size), "n_best": 1, "length_penalty": float(d.length_penalty),
-            "max_len_a": float(d.max_len_a), "max_len_b": int(d.max_len_b), "batch_size": int(d.batch_size)}
+            "max_len_a": float(d.max_len_a), "max_len_b": int(d.max_len_b), "batch_size": int(d.batch_size),
+            "engine": str(cfg.registry.engine)}
 
 
 def save_model(path: Path, cfg, checkpoint: Path, tokenizer: Path, params_file: Path, example: list[str]) -> Path:
@@ -164,17 +166,25 @@ def save_model(path: Path, cfg, checkpoint: Path, tokenizer: Path, params_file: 
         (tmp / "tokenizer").mkdir()
         for side in ("src", "tgt"):
             shutil.copy2(tokenizer / f"{side}.model", tmp / "tokenizer" / f"{side}.model")
+        artifacts = {"checkpoint": str(weights_only(checkpoint, tmp / "model.ckpt")),
+                     "tokenizer": str(tmp / "tokenizer"), "params": str(params_file)}
+        requirements = [f"torch=={torch.__version__.split('+')[0]}", f"sentencepiece=={sentencepiece.__version__}",
+                        f"mlflow=={mlflow.__version__}", "pandas", "tqdm"]
+        if cfg.registry.engine == "ctranslate2":
+            from seq2seq.ct2 import require_ctranslate2
+            from seq2seq.export import export
+
+            artifacts["ctranslate2"] = str(export(checkpoint, tokenizer, tmp / "ctranslate2"))
+            requirements.append(f"ctranslate2=={require_ctranslate2().__version__}")
         mlflow.pyfunc.save_model(
             str(path),
             python_model=str(PACKAGE / "mlflow_model.py"),
-            artifacts={"checkpoint": str(weights_only(checkpoint, tmp / "model.ckpt")),
-                       "tokenizer": str(tmp / "tokenizer"), "params": str(params_file)},
+            artifacts=artifacts,
             code_paths=[str(inference_code(tmp / "code"))],
             signature=signature(cfg),
             input_example=pd.DataFrame({INPUT_COLUMN: example[:3]}),
             model_config=model_config(cfg),
-            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"sentencepiece=={sentencepiece.__version__}",
-                              f"mlflow=={mlflow.__version__}", "pandas", "tqdm"],
+            pip_requirements=requirements,
         )
     return path
 
