@@ -8,7 +8,9 @@ from seq2seq.callbacks import KeepLastWeights
 from seq2seq.config import compose, validate
 from seq2seq.errors import ConfigError
 from seq2seq.module import TranslationModule
+from seq2seq import train
 from seq2seq.train import slow_cpu_bf16_warning
+from seq2seq.translator import build_model
 
 
 class Tiny(torch.nn.Module):
@@ -113,6 +115,35 @@ def test_bf16_on_a_cpu_without_native_bf16_is_warned_about(monkeypatch, native):
         assert "trainer.lightning.precision=bf16-mixed" in message and "32-true" in message
     assert slow_cpu_bf16_warning(True, "32-true") is None
     assert slow_cpu_bf16_warning(False, "bf16-mixed") is None  # a GPU
+
+
+@pytest.mark.parametrize("supported", [True, False])
+def test_bf16_recurrent_models_are_refused_where_onednn_has_no_bf16_rnn(monkeypatch, supported):
+    """On an AVX2-only CPU oneDNN builds no bf16 LSTM: the train stage says so before training."""
+    monkeypatch.setattr(train, "cpu_runs_rnns_in_bf16", lambda: supported)
+    lstm = build_model({"_target_": "seq2seq.models.Seq2Seq", "emb_size": 8, "hidden_size": 8}, 20, 20)
+    transformer = build_model({"_target_": "seq2seq.models.Transformer", "d_model": 8, "n_heads": 2, "ff_size": 16,
+                               "enc_layers": 1, "dec_layers": 1}, 20, 20)
+    for on_cpu, precision, model in ((True, "32-true", lstm), (False, "bf16-mixed", lstm),
+                                     (True, "bf16-mixed", transformer)):
+        train.check_cpu_bf16_rnn(on_cpu, precision, model)  # nothing to refuse
+    if supported:
+        train.check_cpu_bf16_rnn(True, "bf16-mixed", lstm)
+    else:
+        with pytest.raises(ConfigError, match="precision=bf16-mixed: this CPU cannot run recurrent layers in bf16"):
+            train.check_cpu_bf16_rnn(True, "bf16-mixed", lstm)
+
+
+def test_the_bf16_rnn_probe_agrees_with_a_real_lstm():
+    """The probe is what happens: a bf16 LSTM runs exactly where the probe says it does."""
+    lstm = torch.nn.LSTM(16, 32, batch_first=True)
+    try:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            lstm(torch.randn(3, 5, 16))
+        runs = True
+    except RuntimeError:
+        runs = False
+    assert train.cpu_runs_rnns_in_bf16() is runs
 
 
 def test_lightning_prints_no_cloud_logger_advertisement(caplog):

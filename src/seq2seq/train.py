@@ -14,6 +14,7 @@ Every output appears only once training finished.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -34,6 +35,7 @@ from seq2seq.callbacks import (AttentionMaps, History, KeepLastWeights, ReseedEa
                                Throughput)
 from seq2seq.config import load_params
 from seq2seq.datamodule import TranslationDataModule
+from seq2seq.errors import ConfigError
 from seq2seq.io import atomic_path, write_json, write_text
 from seq2seq.module import TranslationModule
 from seq2seq.resume import resumable, run_fingerprint
@@ -64,6 +66,28 @@ def slow_cpu_bf16_warning(on_cpu: bool, precision: str) -> str | None:
         return None
     return (f"trainer.lightning.precision={precision} on a CPU without AVX512-BF16 or AMX: bf16 is "
             "emulated there and slower than fp32; set trainer.lightning.precision=32-true")
+
+
+@functools.cache
+def cpu_runs_rnns_in_bf16() -> bool:
+    """Whether this CPU's oneDNN builds a bf16 LSTM (it does not without AVX512: 'could not create
+    a primitive descriptor for the LSTM forward propagation primitive')."""
+    try:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            torch.nn.LSTM(8, 8, batch_first=True)(torch.zeros(1, 2, 8))
+    except RuntimeError:
+        return False
+    return True
+
+
+def check_cpu_bf16_rnn(on_cpu: bool, precision: str, model: torch.nn.Module) -> None:
+    """ConfigError before training when bf16 autocast would run a recurrent model on a CPU whose
+    oneDNN has no bf16 RNN: training would crash at the first batch."""
+    if not (on_cpu and str(precision).startswith("bf16")):
+        return
+    if any(isinstance(m, torch.nn.RNNBase) for m in model.modules()) and not cpu_runs_rnns_in_bf16():
+        raise ConfigError(f"trainer.lightning.precision={precision}: this CPU cannot run recurrent layers in bf16 "
+                          "(oneDNN needs AVX512 for a bf16 LSTM/GRU); set trainer.lightning.precision=32-true")
 
 
 def is_rank_zero() -> bool:
@@ -130,7 +154,9 @@ def run(cfg, data: Path, tokenizer: Path, out: Path, metrics: Path, state_dir: P
             default_root_dir=scratch,
         )
         # the accelerator and precision Lightning resolved ("auto" included)
-        if (message := slow_cpu_bf16_warning(isinstance(trainer.accelerator, CPUAccelerator), trainer.precision)):
+        on_cpu = isinstance(trainer.accelerator, CPUAccelerator)
+        check_cpu_bf16_rnn(on_cpu, trainer.precision, model)
+        if (message := slow_cpu_bf16_warning(on_cpu, trainer.precision)):
             warnings.warn(message, stacklevel=1)
         trainer.fit(module, datamodule=dm, ckpt_path=str(state_dir / "last.ckpt") if resume else None)
         if not rank_zero:
