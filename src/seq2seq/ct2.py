@@ -23,7 +23,7 @@ import sentencepiece as spm
 from tqdm import tqdm
 
 from seq2seq.errors import ConfigError, DataError
-from seq2seq.search import gnmt_penalty
+from seq2seq.search import gnmt_penalty, max_length
 from seq2seq.translator import load_sp
 from seq2seq.vocab import BOS_ID, PAD_ID
 
@@ -34,11 +34,6 @@ def require_ctranslate2():
     except ImportError:
         raise ConfigError('the ctranslate2 engine needs the optional extra: pip install -e ".[ctranslate2]"') from None
     return ctranslate2
-
-
-def max_length(n: int, max_len_a: float, max_len_b: float) -> int:
-    """seq2seq.search.max_lengths for one sentence of n source tokens (EOS included)."""
-    return max(1, int(max_len_a * n + max_len_b))
 
 
 @dataclass

@@ -60,12 +60,10 @@ def _spec(model: Transformer, src_pieces: list[str], tgt_pieces: list[str]):
 
     def attention(spec_, module, self_attention: bool):
         if self_attention:  # [q; k; v] as one [3D, D] projection
-            fused = common_spec.LinearSpec()
             q, kv = common_spec.LinearSpec(), common_spec.LinearSpec()
             linear(q, module.q_proj)
             linear(kv, module.kv_proj)
-            utils.fuse_linear(fused, [q, kv])
-            spec_.linear[0] = fused
+            utils.fuse_linear(spec_.linear[0], [q, kv])
         else:  # query from the decoder, [k; v] from the memory
             linear(spec_.linear[0], module.q_proj)
             linear(spec_.linear[1], module.kv_proj)

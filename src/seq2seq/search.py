@@ -16,9 +16,14 @@ import torch
 import torch.nn.functional as F
 
 
+def max_length(n: int, max_len_a: float, max_len_b: float) -> int:
+    """The output limit of a sentence of n source tokens (EOS included): max(1, int(a * n + b))."""
+    return max(1, int(max_len_a * n + max_len_b))
+
+
 def max_lengths(src_lens: torch.Tensor, max_len_a: float, max_len_b: float) -> list[int]:
-    """Per-sentence output limit: src_lens [B] -> [max(1, int(a * n + b)) for each n]."""
-    return [max(1, int(max_len_a * n + max_len_b)) for n in src_lens.tolist()]
+    """Per-sentence output limits: src_lens [B] -> [max_length(n) for each n]."""
+    return [max_length(n, max_len_a, max_len_b) for n in src_lens.tolist()]
 
 
 def gnmt_penalty(length: int, alpha: float) -> float:
