@@ -39,8 +39,7 @@ QUANTIZATIONS = ("float32", "int8", "int8_float32", "int16", "bfloat16", "int8_b
 
 
 def _spec(model: Transformer, src_pieces: list[str], tgt_pieces: list[str]):
-    """CTranslate2 TransformerSpec holding `model`'s weights."""
-    require_ctranslate2()
+    """CTranslate2 TransformerSpec holding `model`'s weights (export has checked that ctranslate2 imports)."""
     from ctranslate2.converters import utils
     from ctranslate2.specs import common_spec, transformer_spec
 
