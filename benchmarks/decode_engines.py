@@ -32,11 +32,16 @@ BEAMS = (1, 5)
 
 
 def cpu_model() -> str:
+    """lscpu's model name and the widest matrix instructions the CPU has (they decide the kernels)."""
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        return next(ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name"))
+        name = next(ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name"))
+        flags = set(next((ln.split(":", 1)[1].split() for ln in out.splitlines() if ln.startswith("Flags")), []))
     except (OSError, subprocess.CalledProcessError, StopIteration):
         return "unknown CPU"
+    isa = next((label for flag, label in (("amx_tile", "AMX"), ("avx512_bf16", "AVX512-BF16"), ("avx512f", "AVX512"),
+                                          ("avx2", "AVX2")) if flag in flags), "no AVX2")
+    return f"{name} ({isa})"
 
 
 def measure(args: argparse.Namespace) -> None:
@@ -133,12 +138,14 @@ def main(argv: list[str] | None = None) -> int:
     lines = [f"{args.run.name} ({meta['model']['_target_'].rsplit('.', 1)[1]}, {params_m:.1f}M parameters): "
              f"{len(ref[1]['hyps'])} test sentences, batches of {args.batch_size}, {args.threads} threads, "
              f"best of {args.repeat}; CPU: {cpu}", "",
-             "| engine | greedy sent/s | greedy BLEU | beam 5 sent/s | beam 5 BLEU | lines equal to `project` (greedy / beam 5) |",
-             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+             "| engine | greedy sent/s | greedy BLEU | beam 5 sent/s | beam 5 BLEU | lines equal to `project` "
+             "(greedy / beam 5) | speed / `project` (greedy / beam 5) |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for name, r in results.items():
         same = " / ".join(str(sum(a == b for a, b in zip(r[b]["hyps"], ref[b]["hyps"]))) for b in BEAMS)
+        speed = " / ".join(f"{r[b]['sent_per_s'] / ref[b]['sent_per_s']:.2f}" for b in BEAMS)
         lines.append(f"| {name} | {r[1]['sent_per_s']:,.0f} | {r[1]['bleu']:.2f} | {r[5]['sent_per_s']:,.0f} | "
-                     f"{r[5]['bleu']:.2f} | {same} |")
+                     f"{r[5]['bleu']:.2f} | {same} | {speed} |")
     table = "\n".join(lines)
     print(table)
     (args.run / "decode_engines.md").write_text(table + "\n", encoding="utf-8")

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO / "src")) if "PYTHONPATH" not in __import__("os").environ else None
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 

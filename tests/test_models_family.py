@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 from seq2seq.config import check_model
 from seq2seq.errors import ConfigError
 from seq2seq.models import ConvSeq2Seq, Seq2Seq, Transformer
+from seq2seq.models.transformer import CACHE_CAPACITY
 from seq2seq.search import beam_search, greedy_search
 
 from model_helpers import BOS, CONF_DIR, LENGTHS, NAMES, V, build, output_layer, padded_batch, target
@@ -228,13 +229,37 @@ def test_transformer_caches_grow_by_one_position_and_follow_reordering():
     state = model.init_state(enc)
     for t in range(3):
         _, state, _ = model.decode_step(torch.full((3,), BOS + t), state, enc)
-        assert len(state.keys) == 2 and all(k.shape == (3, 2, t + 1, 8) for k in state.keys + state.values)
+        assert state.length == t + 1 and len(state.keys) == 2
+        assert all(k.shape == (CACHE_CAPACITY, 3, 2, 8) for k in state.keys + state.values)  # [capacity, B, h, d]
     index = torch.tensor([2, 2, 0])
     prev = torch.full((3,), 5)
     reordered_state, reordered_enc = state.index_select(index), enc.index_select(index)
+    for k, r in zip(state.keys + state.values, reordered_state.keys + reordered_state.values):
+        torch.testing.assert_close(r[:3], k[:3, index], atol=0, rtol=0)
     reordered, _, _ = model.decode_step(prev, reordered_state, reordered_enc)
     direct, _, _ = model.decode_step(prev, state, enc)
     torch.testing.assert_close(reordered, direct[index], atol=1e-6, rtol=0)
+
+
+@torch.no_grad()
+def test_transformer_cache_keeps_every_position_through_growth_and_repeated_reordering():
+    """Stepping past the first buffer's capacity, with reorderings (repeated rows, dropped rows) that
+    alternate the two sets of buffers, gives each row the logits teacher forcing gives its history."""
+    model = build("transformer").eval()
+    src, lens = padded_batch([5, 3, 4])
+    T = CACHE_CAPACITY + 9
+    tgt_in = torch.cat([torch.full((3, 1), BOS), torch.randint(3, V, (3, T - 1), generator=torch.Generator().manual_seed(0))], 1)
+    full = model(src, lens, tgt_in)  # [3, T, V]
+    reorders = {3: [2, 2, 0], 10: [1, 0, 2], 17: [0, 2, 1], 30: [2, 0], CACHE_CAPACITY + 4: [1, 1]}
+    enc = model.encode(src, lens)
+    state, rows = model.init_state(enc), torch.arange(3)  # rows: the sentence (and history) each row follows
+    for t in range(T):
+        if t in reorders:
+            index = torch.tensor(reorders[t])
+            state, enc, rows = state.index_select(index), enc.index_select(index), rows[index]
+        logits, state, _ = model.decode_step(tgt_in[rows, t], state, enc)
+        torch.testing.assert_close(logits, full[rows, t], atol=1e-5, rtol=0)
+    assert state.length == T and state.keys[0].size(0) == 2 * CACHE_CAPACITY
 
 
 def test_shared_and_tied_embeddings_are_one_parameter():

@@ -38,22 +38,18 @@ def best_reachable(log_prob: float, shortest: int, limit: int, alpha: float) -> 
     return max(log_prob / gnmt_penalty(shortest, alpha), log_prob / gnmt_penalty(max(limit, shortest), alpha))
 
 
-def _until_eos(tokens: list[int], eos_id: int) -> list[int]:
-    """Tokens before the first EOS (all of them if there is none)."""
-    return tokens[: tokens.index(eos_id)] if eos_id in tokens else tokens
-
-
 def never_pad_or_bos(model, logits: torch.Tensor) -> torch.Tensor:
-    """logits [N, V] with PAD and BOS made impossible: neither may appear inside an output."""
-    logits = logits.clone()
-    logits[:, [model.pad_id, model.bos_id]] = float("-inf")
+    """logits [N, V] with PAD and BOS made impossible, in place: neither may appear inside an output."""
+    logits[:, model.pad_id] = float("-inf")
+    logits[:, model.bos_id] = float("-inf")
     return logits
 
 
 def greedy_search(
     model, src: torch.Tensor, src_lens: torch.Tensor, max_len_a: float = 1.5, max_len_b: float = 10
 ) -> list[list[int]]:
-    """Pick the most probable token at every step.
+    """Pick the most probable token at every step; a sentence leaves the batch when it emits EOS
+    or reaches its length limit, so later steps only compute the sentences still being decoded.
 
     Args:
         src: [B, S] long, padded; src_lens: [B] long.
@@ -62,21 +58,28 @@ def greedy_search(
     """
     B = src.size(0)
     limits = max_lengths(src_lens, max_len_a, max_len_b)
-    limit = torch.tensor(limits, device=src.device)  # [B]
     enc = model.encode(src, src_lens)
     state = model.init_state(enc)
-    prev = src.new_full((B,), model.bos_id)  # [B]
-    done = torch.zeros(B, dtype=torch.bool, device=src.device)  # [B]
-    outputs = []
+    prev = src.new_full((B,), model.bos_id)  # [B']
+    alive = list(range(B))  # sentence ids still being decoded, B' of them
+    outputs: list[list[int]] = [[] for _ in range(B)]
     for t in range(max(limits)):
-        logits, state, _ = model.decode_step(prev, state, enc)  # [B, V]
-        prev = never_pad_or_bos(model, logits).argmax(dim=-1)  # [B]
-        outputs.append(prev)
-        done |= (prev == model.eos_id) | (limit <= t + 1)  # [B]
-        if done.all():
+        logits, state, _ = model.decode_step(prev, state, enc)  # [B', V]
+        prev = never_pad_or_bos(model, logits).argmax(dim=-1)  # [B']
+        still = []  # rows of sentences that go on (one host sync per step)
+        for i, token in enumerate(prev.tolist()):
+            b = alive[i]
+            if token != model.eos_id:
+                outputs[b].append(token)
+                if t + 1 < limits[b]:
+                    still.append(i)
+        if not still:
             break
-    tokens = torch.stack(outputs, dim=1).tolist()  # [B, T]
-    return [_until_eos(seq[:n], model.eos_id) for seq, n in zip(tokens, limits)]
+        if len(still) < len(alive):  # drop finished sentences from every batched tensor
+            index = torch.tensor(still, device=src.device)  # [B'']
+            alive = [alive[i] for i in still]
+            prev, state, enc = prev.index_select(0, index), state.index_select(index), enc.index_select(index)
+    return outputs
 
 
 def beam_search(
@@ -131,7 +134,7 @@ def beam_search(
         logits, state, _ = model.decode_step(prev, state, enc)  # [B' * K, V]
         log_probs = F.log_softmax(never_pad_or_bos(model, logits.float()), dim=-1)  # [B' * K, V]
         V = log_probs.size(-1)
-        cand = (scores.view(-1, 1) + log_probs).view(len(alive), K * V)  # [B', K * V]
+        cand = log_probs.add_(scores.view(-1, 1)).view(len(alive), K * V)  # [B', K * V] (in place)
         top_scores, top_ids = cand.topk(min(2 * K, K * V), dim=1)  # [B', 2K] best first
         top_beam, top_tokens = top_ids // V, top_ids % V  # [B', 2K], [B', 2K]
         is_eos = top_tokens == model.eos_id  # [B', 2K]

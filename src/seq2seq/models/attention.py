@@ -65,7 +65,7 @@ class BahdanauAttention(Attention):
     def score(self, query: torch.Tensor, proj_keys: torch.Tensor) -> torch.Tensor:
         """query [B, T, Q], proj_keys [B, S, A] -> scores [B, T, S]."""
         proj_query = self.query_layer(query).unsqueeze(2)  # [B, T, 1, A]
-        energy = torch.tanh(proj_query + proj_keys.unsqueeze(1))  # [B, T, S, A]
+        energy = torch.tanh_(proj_query + proj_keys.unsqueeze(1))  # [B, T, S, A] (in place: one tensor, not two)
         return self.energy_layer(energy).squeeze(-1)  # [B, T, S]
 
 

@@ -6,6 +6,11 @@ Attention is written out by hand so that the cross-attention weights can be retu
 decoder's self-attention keys/values can be cached: `decode_step` feeds one token through the
 stack, attending to the cached keys/values of the earlier positions (O(t) per step), and
 `forward` runs all positions at once under a causal mask through the very same layer code.
+
+Decoding does no work twice: the cache is a buffer with room for more positions (each step writes
+one, instead of concatenating a new copy), the encoder's cross-attention keys and values are
+projected once per sentence and stored in the layout the attention products read (keys
+transposed, contiguous): the products see the same numbers in the same layout as before.
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from seq2seq.models.base import make_embeddings, source_mask
+
+
+CACHE_CAPACITY = 32  # target positions a fresh decoder cache holds; it doubles when full
 
 
 def sinusoids(positions: torch.Tensor, dim: int) -> torch.Tensor:
@@ -45,20 +53,21 @@ class MultiHeadAttention(nn.Module):
         return x.view(B, T, self.n_heads, self.d_head).transpose(1, 2)  # [B, h, T, d]
 
     def keys_values(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x [B, S, D] -> keys, values [B, h, S, d] each."""
+        """x [B, S, D] -> keys, values [B, h, S, d] each (views into one projection)."""
         k, v = self.kv_proj(x).chunk(2, dim=-1)  # [B, S, D] x2
         return self._split_heads(k), self._split_heads(v)  # [B, h, S, d] x2
 
     def forward(
-        self, x: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: Optional[torch.Tensor]
+        self, x: torch.Tensor, keys_t: torch.Tensor, values: torch.Tensor, mask: Optional[torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """x [B, T, D] queries; keys/values [B, h, S, d]; mask broadcastable to [B, h, T, S], True = may attend.
+        """x [B, T, D] queries; keys_t [B, h, d, S] (keys transposed); values [B, h, S, d];
+        mask broadcastable to [B, h, T, S], True = may attend.
         Returns output [B, T, D] and weights [B, h, T, S] (before attention dropout)."""
         B, T, D = x.shape
         q = self._split_heads(self.q_proj(x)) / math.sqrt(self.d_head)  # [B, h, T, d]
-        scores = q @ keys.transpose(-1, -2)  # [B, h, T, S]
+        scores = q @ keys_t  # [B, h, T, S]
         if mask is not None:
-            scores = scores.masked_fill(~mask, float("-inf"))  # [B, h, T, S]
+            scores.masked_fill_(~mask, float("-inf"))  # [B, h, T, S]
         weights = F.softmax(scores, dim=-1)  # [B, h, T, S]
         out = self.dropout(weights) @ values  # [B, h, T, d]
         out = out.transpose(1, 2).reshape(B, T, D)  # [B, T, D]
@@ -85,7 +94,8 @@ class EncoderLayer(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """x [B, S, D], mask [B, 1, 1, S] (True on real tokens) -> [B, S, D]."""
         h = self.self_attn_norm(x)  # [B, S, D]
-        x = x + self.dropout(self.self_attn(h, *self.self_attn.keys_values(h), mask)[0])  # [B, S, D]
+        k, v = self.self_attn.keys_values(h)  # [B, h, S, d] x2
+        x = x + self.dropout(self.self_attn(h, k.transpose(-1, -2), v, mask)[0])  # [B, S, D]
         return x + self.dropout(self.ff(self.ff_norm(x)))  # [B, S, D]
 
 
@@ -101,27 +111,34 @@ class DecoderLayer(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(
-        self, x: torch.Tensor, cache: tuple[torch.Tensor, torch.Tensor], cross_kv: tuple[torch.Tensor, torch.Tensor],
-        self_mask: Optional[torch.Tensor], src_mask: torch.Tensor,
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
+        self, x: torch.Tensor, cache: Optional[tuple[torch.Tensor, torch.Tensor, int]],
+        cross_kv: tuple[torch.Tensor, torch.Tensor], self_mask: Optional[torch.Tensor], src_mask: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Run T new positions after t cached ones.
 
         Args:
-            x: [B, T, D]; cache: keys, values [B, h, t, d] of the earlier positions;
-            cross_kv: keys, values [B, h, S, d] of the encoder memory;
+            x: [B, T, D];
+            cache: None (teacher forcing: no earlier positions), or key and value buffers
+                [capacity, B, h, d] holding t earlier positions, and t; the T new positions are
+                written into the buffers after them (capacity >= t + T);
+            cross_kv: keys transposed [B, h, d, S] and values [B, h, S, d] of the encoder memory;
             self_mask: [T, t + T] bool (causal) or None (T == 1: everything so far is visible);
             src_mask: [B, 1, 1, S] bool, True on real source tokens.
         Returns:
-            x [B, T, D], the extended cache ([B, h, t + T, d] x2), cross-attention weights [B, h, T, S].
+            x [B, T, D] and the cross-attention weights [B, h, T, S].
         """
         h = self.self_attn_norm(x)  # [B, T, D]
-        new_k, new_v = self.self_attn.keys_values(h)  # [B, h, T, d] x2
-        k, v = torch.cat([cache[0], new_k], dim=2), torch.cat([cache[1], new_v], dim=2)  # [B, h, t + T, d] x2
-        x = x + self.dropout(self.self_attn(h, k, v, self_mask)[0])  # [B, T, D]
+        k, v = self.self_attn.keys_values(h)  # [B, h, T, d] x2
+        if cache is not None:
+            key_buf, value_buf, t = cache
+            n = t + x.size(1)
+            key_buf[t:n], value_buf[t:n] = k.permute(2, 0, 1, 3), v.permute(2, 0, 1, 3)  # [T, B, h, d] each
+            k, v = key_buf[:n].permute(1, 2, 0, 3), value_buf[:n].permute(1, 2, 0, 3)  # [B, h, t + T, d] x2
+        x = x + self.dropout(self.self_attn(h, k.transpose(-1, -2), v, self_mask)[0])  # [B, T, D]
         context, weights = self.cross_attn(self.cross_attn_norm(x), *cross_kv, src_mask)  # [B, T, D], [B, h, T, S]
         x = x + self.dropout(context)  # [B, T, D]
         x = x + self.dropout(self.ff(self.ff_norm(x)))  # [B, T, D]
-        return x, (k, v), weights
+        return x, weights
 
 
 class TransformerEncoderOutput(NamedTuple):
@@ -129,8 +146,8 @@ class TransformerEncoderOutput(NamedTuple):
 
     memory: torch.Tensor  # [B, S, D] (after the final LayerNorm)
     mask: torch.Tensor  # [B, S] bool, True on real source positions
-    cross_keys: tuple[torch.Tensor, ...]  # per decoder layer [B, h, S, d]
-    cross_values: tuple[torch.Tensor, ...]  # per decoder layer [B, h, S, d]
+    cross_keys: tuple[torch.Tensor, ...]  # per decoder layer [B, h, d, S] (transposed, contiguous)
+    cross_values: tuple[torch.Tensor, ...]  # per decoder layer [B, h, S, d] (contiguous)
 
     def index_select(self, index: torch.Tensor) -> "TransformerEncoderOutput":
         """Pick (or repeat) batch rows: index [B'] long -> output with batch size B'."""
@@ -142,15 +159,51 @@ class TransformerEncoderOutput(NamedTuple):
 
 
 class TransformerState(NamedTuple):
-    """Self-attention keys/values of every target position so far, per decoder layer."""
+    """Self-attention keys/values of the target positions so far, per decoder layer, in buffers with
+    room for more: positions [0, length) are filled. Position-major, so that a step writes one
+    contiguous block and a reordering gathers whole [h, d] rows.
 
-    keys: tuple[torch.Tensor, ...]  # per decoder layer [B, h, t, d]
-    values: tuple[torch.Tensor, ...]  # per decoder layer [B, h, t, d]
+    Buffers are reused rather than allocated at every step (fresh memory costs more than the copy):
+    `decode_step` writes the next position into the buffers in place, and `index_select` writes
+    the picked rows into `spare` buffers (those of the state it reordered before), so two sets
+    alternate. Hence go on from the state a call returns: after `s2 = s.index_select(i)`, `s`
+    stays valid until `s2`, or a state decoded from it, is reordered in turn.
+    """
+
+    keys: tuple[torch.Tensor, ...]  # per decoder layer [capacity, B, h, d]
+    values: tuple[torch.Tensor, ...]  # per decoder layer [capacity, B, h, d]
+    length: int
+    spare: Optional[tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]] = None  # like (keys, values)
 
     def index_select(self, index: torch.Tensor) -> "TransformerState":
         """Pick batch rows: index [B'] long -> state with batch size B' (beam reordering)."""
-        return TransformerState(tuple(k.index_select(0, index) for k in self.keys),
-                                tuple(v.index_select(0, index) for v in self.values))
+        n, rows = self.length, index.numel()
+
+        def pick(buf: torch.Tensor, spare: Optional[torch.Tensor]) -> torch.Tensor:
+            if spare is None or spare.size(1) < rows or spare.size(0) != buf.size(0):
+                spare = buf.new_empty(buf.size(0), rows, *buf.shape[2:])  # [capacity, B', h, d]
+            out = spare[:, :rows]
+            torch.index_select(buf[:n], 1, index, out=out[:n])  # straight into the buffer
+            return out
+
+        spare_keys, spare_values = self.spare or ((None,) * len(self.keys), (None,) * len(self.values))
+        return TransformerState(tuple(map(pick, self.keys, spare_keys)), tuple(map(pick, self.values, spare_values)),
+                                n, (self.keys, self.values))
+
+    def with_room(self, new: int) -> "TransformerState":
+        """This state, or a copy into buffers of twice the capacity while `new` more positions do not fit."""
+        capacity = self.keys[0].size(0)
+        if self.length + new <= capacity:
+            return self
+        while capacity < self.length + new:
+            capacity *= 2
+
+        def grow(buf: torch.Tensor) -> torch.Tensor:
+            out = buf.new_empty(capacity, *buf.shape[1:])  # [capacity, B, h, d]
+            out[: self.length] = buf[: self.length]
+            return out
+
+        return TransformerState(tuple(map(grow, self.keys)), tuple(map(grow, self.values)), self.length)
 
 
 class Transformer(nn.Module):
@@ -222,36 +275,39 @@ class Transformer(nn.Module):
             x = layer(x, mask[:, None, None, :])  # [B, S, D]
         memory = self.encoder_norm(x)  # [B, S, D]
         kvs = [layer.cross_attn.keys_values(memory) for layer in self.decoder_layers]  # per layer ([B, h, S, d] x2)
-        return TransformerEncoderOutput(memory, mask, tuple(k for k, _ in kvs), tuple(v for _, v in kvs))
+        # once per sentence, the layout each decoding step's products read: [B, h, d, S] and [B, h, S, d]
+        return TransformerEncoderOutput(memory, mask, tuple(k.transpose(-1, -2).contiguous() for k, _ in kvs),
+                                        tuple(v.contiguous() for _, v in kvs))
 
     def init_state(self, enc: TransformerEncoderOutput) -> TransformerState:
-        """Empty self-attention caches ([B, h, 0, d] per layer)."""
-        empty = enc.memory.new_zeros(enc.memory.size(0), self.n_heads, 0, self.d_model // self.n_heads)  # [B, h, 0, d]
+        """Empty self-attention caches (buffers [CACHE_CAPACITY, B, h, d] per layer, length 0)."""
+        shape = (CACHE_CAPACITY, enc.memory.size(0), self.n_heads, self.d_model // self.n_heads)
         n = len(self.decoder_layers)
-        return TransformerState((empty,) * n, (empty,) * n)
+        return TransformerState(tuple(enc.memory.new_empty(shape) for _ in range(n)),
+                                tuple(enc.memory.new_empty(shape) for _ in range(n)), 0)
 
     def _decode(
-        self, x: torch.Tensor, state: TransformerState, enc: TransformerEncoderOutput, self_mask: Optional[torch.Tensor]
-    ) -> tuple[torch.Tensor, TransformerState, torch.Tensor]:
-        """x [B, T, D] embedded new target positions -> logits [B, T, V], extended state, the last
-        layer's cross-attention averaged over heads [B, T, S]."""
+        self, x: torch.Tensor, state: Optional[TransformerState], enc: TransformerEncoderOutput,
+        self_mask: Optional[torch.Tensor],
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """x [B, T, D] embedded new target positions after those of `state` (None: there are none)
+        -> logits [B, T, V], the last layer's cross-attention averaged over heads [B, T, S].
+        The new positions' keys/values are written into the state's buffers (which must have room)."""
         src_mask = enc.mask[:, None, None, :]  # [B, 1, 1, S]
-        keys, values = [], []
         for i, layer in enumerate(self.decoder_layers):
-            cache, cross_kv = (state.keys[i], state.values[i]), (enc.cross_keys[i], enc.cross_values[i])
-            x, (k, v), weights = layer(x, cache, cross_kv, self_mask, src_mask)  # [B, T, D], [B, h, t + T, d] x2
-            keys.append(k)
-            values.append(v)
+            cache = None if state is None else (state.keys[i], state.values[i], state.length)
+            x, weights = layer(x, cache, (enc.cross_keys[i], enc.cross_values[i]), self_mask, src_mask)  # [B, T, D]
         logits = self.output_layer(self.decoder_norm(x))  # [B, T, V]
-        return logits, TransformerState(tuple(keys), tuple(values)), weights.mean(dim=1)  # ..., [B, T, S]
+        return logits, weights.mean(dim=1)  # [B, T, V], [B, T, S]
 
     def decode_step(
         self, prev_tokens: torch.Tensor, state: TransformerState, enc: TransformerEncoderOutput
     ) -> tuple[torch.Tensor, TransformerState, torch.Tensor]:
         """prev_tokens [B] long -> logits [B, V], state with one more cached position, attention [B, S]."""
-        x = self._embed(self.tgt_embed, prev_tokens.unsqueeze(1), start=state.keys[0].size(2))  # [B, 1, D]
-        logits, state, weights = self._decode(x, state, enc, self_mask=None)  # [B, 1, V], state, [B, 1, S]
-        return logits.squeeze(1), state, weights.squeeze(1)
+        state = state.with_room(1)
+        x = self._embed(self.tgt_embed, prev_tokens.unsqueeze(1), start=state.length)  # [B, 1, D]
+        logits, weights = self._decode(x, state, enc, self_mask=None)  # [B, 1, V], [B, 1, S]
+        return logits.squeeze(1), state._replace(length=state.length + 1), weights.squeeze(1)
 
     def forward(
         self, src: torch.Tensor, src_lens: torch.Tensor, tgt_in: torch.Tensor, return_attention: bool = False
@@ -267,5 +323,5 @@ class Transformer(nn.Module):
         T = tgt_in.size(1)
         causal = torch.ones(T, T, dtype=torch.bool, device=tgt_in.device).tril()  # [T, T] True = may attend
         x = self._embed(self.tgt_embed, tgt_in)  # [B, T, D]
-        logits, _, attention = self._decode(x, self.init_state(enc), enc, causal)  # [B, T, V], _, [B, T, S]
+        logits, attention = self._decode(x, None, enc, causal)  # [B, T, V], [B, T, S]
         return (logits, attention) if return_attention else logits
