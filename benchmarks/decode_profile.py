@@ -10,12 +10,14 @@ Prints the operators by self CPU time, and the share of the wall time spent outs
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src")) if "PYTHONPATH" not in __import__("os").environ else None
+if "PYTHONPATH" not in os.environ:  # PYTHONPATH=<other checkout>/src profiles that code instead
+    sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 

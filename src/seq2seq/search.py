@@ -4,7 +4,9 @@ Works with any model exposing `encode(src, src_lens)`, `init_state(enc)`,
 `decode_step(prev_tokens [B], state, enc) -> (logits [B, V], state, attn [B, S])` and `pad_id` /
 `bos_id` / `eos_id`, whose encoder output and decoder state have `index_select(index [B'])`, picking
 (or repeating) batch rows, for beam reordering.
-Callers put the model in eval mode and wrap the call in `torch.no_grad()`.
+Callers put the model in eval mode and wrap the call in `torch.no_grad()`; the search may change
+the logits `decode_step` returns in place. Both searches drop finished sentences from the batch, so
+a step only computes the sentences (or beams) still being decoded.
 
 Lengths: a sentence of n source tokens gets at most max(1, int(a * n + b)) output tokens,
 EOS included. Returned token lists hold neither BOS nor EOS.
