@@ -33,6 +33,21 @@ def test_a_file_that_is_no_checkpoint_is_one_clean_line(tmp_path, capsys):
         assert f"error: {path}: not a checkpoint of this project's train stage" in err
 
 
+def test_a_missing_checkpoint_is_one_clean_line_in_every_entry_point(tmp_path, capsys):
+    from seq2seq.errors import DataError
+    from seq2seq.export import main as export_main
+    from seq2seq.translator import load_model
+
+    missing = tmp_path / "best.ckpt"
+    expected = f"{missing}: checkpoint not found (run `dvc repro` first, or pass --checkpoint)"
+    assert f"error: {expected}" in error_of(["--checkpoint", str(missing), "x"], capsys)
+    with pytest.raises(SystemExit):
+        export_main(["--checkpoint", str(missing), "--out", str(tmp_path / "ct2")])
+    assert f"error: {expected}" in capsys.readouterr().err and not (tmp_path / "ct2").exists()
+    with pytest.raises(DataError, match="checkpoint not found"):
+        load_model(missing)
+
+
 def test_the_inference_library_loads_no_training_stack():
     """seq2seq.translator (and through it every model) imports neither Lightning, Hydra, OmegaConf
     nor MLflow: translating needs torch, sentencepiece and the model code only."""

@@ -135,8 +135,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quantization", default="float32", help=f"weight type: {', '.join(QUANTIZATIONS)}")
 
     def run(args):
-        if not args.checkpoint.exists():
-            raise DataError(f"{args.checkpoint}: checkpoint not found (run `dvc repro` first, or pass --checkpoint)")
         print(export(args.checkpoint, args.tokenizer, args.out, args.quantization))
 
     run_stage(lambda: run(parser.parse_args(argv)))

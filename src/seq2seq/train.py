@@ -57,10 +57,15 @@ class NoAdvertisement(logging.Filter):
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(NoAdvertisement())
 
 
+def bf16_on_cpu(on_cpu: bool, precision: str) -> bool:
+    """Whether training runs bf16 autocast on the CPU."""
+    return on_cpu and str(precision).startswith("bf16")
+
+
 def slow_cpu_bf16_warning(on_cpu: bool, precision: str) -> str | None:
     """A warning when bf16 autocast would run on a CPU without native bf16 (AVX512-BF16 or AMX):
     there it is emulated and slower than fp32, the opposite of what the setting is for."""
-    if not (on_cpu and str(precision).startswith("bf16")):
+    if not bf16_on_cpu(on_cpu, precision):
         return None
     if torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported():
         return None
@@ -83,7 +88,7 @@ def cpu_runs_rnns_in_bf16() -> bool:
 def check_cpu_bf16_rnn(on_cpu: bool, precision: str, model: torch.nn.Module) -> None:
     """ConfigError before training when bf16 autocast would run a recurrent model on a CPU whose
     oneDNN has no bf16 RNN: training would crash at the first batch."""
-    if not (on_cpu and str(precision).startswith("bf16")):
+    if not bf16_on_cpu(on_cpu, precision):
         return
     if any(isinstance(m, torch.nn.RNNBase) for m in model.modules()) and not cpu_runs_rnns_in_bf16():
         raise ConfigError(f"trainer.lightning.precision={precision}: this CPU cannot run recurrent layers in bf16 "

@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from seq2seq.errors import ConfigError, DataError
+from seq2seq.errors import ConfigError
 from seq2seq.stage import run_stage
 from seq2seq.translator import Translator
 
@@ -35,8 +35,6 @@ def run(args) -> None:
 
         translator = CT2Translator.load(args.ct2_model)
     else:
-        if not args.checkpoint.exists():
-            raise DataError(f"{args.checkpoint}: checkpoint not found (run `dvc repro` first, or pass --checkpoint)")
         translator = Translator.load(args.checkpoint, args.tokenizer)
     sentences = args.sentences or [line.rstrip("\n") for line in sys.stdin]
     nbest = translator.translate_nbest(sentences, beam_size=args.beam, length_penalty=args.length_penalty,

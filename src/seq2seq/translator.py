@@ -47,7 +47,9 @@ def build_model(model_cfg: dict, src_vocab_size: int, tgt_vocab_size: int) -> to
 
 def load_model(checkpoint: str | Path) -> tuple[torch.nn.Module, dict]:
     """Rebuild the model from a checkpoint alone, loading tensors only (no pickled code runs).
-    DataError naming the file when it is not a checkpoint of this project's train stage."""
+    DataError naming the file when it is missing or not a checkpoint of this project's train stage."""
+    if not Path(checkpoint).exists():
+        raise DataError(f"{checkpoint}: checkpoint not found (run `dvc repro` first, or pass --checkpoint)")
     try:
         ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
         meta = ckpt["seq2seq"]
