@@ -33,6 +33,18 @@ def test_experiment_overlay_wins_over_group_defaults():
     assert compose(["experiment=smoke", "model.hidden_size=48"]).model.hidden_size == 48
 
 
+@pytest.mark.parametrize("name", sorted(p.stem for p in (Path(__file__).parents[1] / "conf/experiment").glob("*.yaml")))
+def test_every_recipe_composes_and_validates(name):
+    validate(compose([f"experiment={name}"] + (["data.path=/corpus"] if name.startswith("multi30k") else [])))
+
+
+def test_iwslt14_cpu_recipe_is_a_cpu_run_with_a_working_day_budget():
+    cfg = compose(["experiment=iwslt14_cpu"])
+    assert (cfg.data.source, cfg.trainer.lightning.accelerator, cfg.trainer.lightning.precision) == ("iwslt14", "cpu", "32-true")
+    days, hours, minutes, seconds = (int(x) for x in cfg.trainer.lightning.max_time.split(":"))
+    assert days == 0 and 1 <= hours <= 7  # training plus evaluation end within a working day
+
+
 def test_parallel_data_inherits_filters():
     cfg = compose(["data=parallel", "data.path=/corpus", "data.src=en", "data.tgt=fr"])
     assert (cfg.data.source, cfg.data.path, cfg.data.src, cfg.data.tgt) == ("parallel", "/corpus", "en", "fr")
