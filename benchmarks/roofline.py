@@ -1,6 +1,6 @@
 """The machine's roofline next to the models' training throughput, measured in one run on one machine.
 
-    .venv/bin/python benchmarks/roofline.py [--results benchmarks/results/results.json] [--threads 2]
+    .venv/bin/python benchmarks/roofline.py [--results benchmarks/results/results.json ...] [--threads 2]
                                             [--recipes multi30k_cpu multi30k_cpu_transformer] [--steps 20]
 
 Measures, in this process (--threads intra-op threads):
@@ -14,10 +14,10 @@ Measures, in this process (--threads intra-op threads):
     products (which the counter does not see: 2 * gates * H * (I + H) per token, direction and layer,
     forward, and twice that backward).
 Then each rate as a fraction of the matrix peak of its precision. With --results (benchmarks/multi30k.py's
-results.json), the real training loop's tokens/s of each configuration whose recipe was measured here,
+results.json files, e.g. one run in fp32 and one in bf16), the real training loop's tokens/s of each configuration whose recipe was measured here,
 as a fraction of the synthetic loop at the same precision and of the matrix peak.
 Absolute figures differ between CPUs; the fractions are what compare. Prints a markdown table with the
-CPU model and writes it to --out (default: beside --results, else benchmarks/results/roofline.md).
+CPU model and writes it to --out (default: beside the first --results, else benchmarks/results/roofline.md).
 """
 
 from __future__ import annotations
@@ -115,12 +115,11 @@ def synthetic_tok_per_s(recipe: str, precision: str, steps: int) -> float:
     return steps * BATCH * TGT_LEN / (time.perf_counter() - start)
 
 
-def real_rows(results: Path | None) -> dict[tuple[str, str], float]:
-    """(recipe, precision) -> the real loop's training tgt tokens/s from multi30k.py's results.json."""
-    if results is None:
-        return {}
+def real_rows(results: list[Path]) -> dict[tuple[str, str], float]:
+    """(recipe, precision) -> the real loop's training tgt tokens/s from multi30k.py's results.json files
+    (a later file wins for the same recipe and precision)."""
     rows = {}
-    for row in json.loads(results.read_text())["configs"]:
+    for row in (row for path in results for row in json.loads(path.read_text())["configs"]):
         if row.get("status") != "ok" or not row.get("train_metrics"):
             continue
         recipe = next((o.split("=", 1)[1] for o in row["overrides"] if o.startswith("experiment=")), None)
@@ -140,7 +139,8 @@ def real_rows(results: Path | None) -> dict[tuple[str, str], float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--results", type=Path, help="benchmarks/multi30k.py's results.json (real training rates)")
+    parser.add_argument("--results", type=Path, nargs="*", default=[],
+                        help="benchmarks/multi30k.py results.json files (real training rates)")
     parser.add_argument("--recipes", nargs="+", default=["multi30k_cpu", "multi30k_cpu_transformer"])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=20)
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
                          f"{row['synthetic_of_peak']:.1%} {real_cells} |")
     table = "\n".join(lines)
     print(table)
-    out = args.out or ((args.results.parent if args.results else REPO / "benchmarks" / "results") / "roofline.md")
+    out = args.out or ((args.results[0].parent if args.results else REPO / "benchmarks" / "results") / "roofline.md")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(table + "\n", encoding="utf-8")
     out.with_suffix(".json").write_text(json.dumps({"cpu_model": cpu_model(), "peak_gflops": peak, "rows": rows},
