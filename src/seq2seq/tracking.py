@@ -39,6 +39,7 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
 # this is model training: runs list with params, metrics and models.
 EXPERIMENT_KIND = "mlflow.experimentKind"
 
+
 def tracking_uri(cfg) -> str:
     return cfg.mlflow.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{repo_root() / 'mlflow.db'}"
 
