@@ -35,11 +35,6 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
 
 
-# MLflow 3's UI opens an experiment without this tag in its GenAI layout (traces, "Evaluation runs");
-# this is model training: runs list with params, metrics and models.
-EXPERIMENT_KIND = "mlflow.experimentKind"
-
-
 def tracking_uri(cfg) -> str:
     return cfg.mlflow.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{repo_root() / 'mlflow.db'}"
 
@@ -187,12 +182,9 @@ def start_run(cfg, tags: dict[str, str] | None = None) -> tuple[str, str]:
                 location = None
                 if uri.startswith("sqlite:///") and uri == f"sqlite:///{repo_root() / 'mlflow.db'}":
                     location = (repo_root() / "mlartifacts").as_uri()
-                exp_id = mlc.create_experiment(cfg.mlflow.experiment_name, artifact_location=location,
-                                               tags={EXPERIMENT_KIND: "custom_model_development"})
+                exp_id = mlc.create_experiment(cfg.mlflow.experiment_name, artifact_location=location)
             else:
                 exp_id = exp.experiment_id
-                if EXPERIMENT_KIND not in exp.tags:  # made elsewhere: keep the user's choice if there is one
-                    mlc.set_experiment_tag(exp_id, EXPERIMENT_KIND, "custom_model_development")
         tags = {"git.commit": git_commit() or "unknown", **(tags or {})}
         if os.environ.get("DVC_EXP_NAME"):
             tags["dvc.exp_name"] = os.environ["DVC_EXP_NAME"]
