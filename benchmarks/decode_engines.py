@@ -30,18 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 BEAMS = (1, 5)
 
-
-def cpu_model() -> str:
-    """lscpu's model name and the widest matrix instructions the CPU has (they decide the kernels)."""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        name = next(ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name"))
-        flags = set(next((ln.split(":", 1)[1].split() for ln in out.splitlines() if ln.startswith("Flags")), []))
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        return "unknown CPU"
-    isa = next((label for flag, label in (("amx_tile", "AMX"), ("avx512_bf16", "AVX512-BF16"), ("avx512f", "AVX512"),
-                                          ("avx2", "AVX2")) if flag in flags), "no AVX2")
-    return f"{name} ({isa})"
+from multi30k import cpu_model  # noqa: E402  (this folder is on sys.path when run as a script)
 
 
 def measure(args: argparse.Namespace) -> None:
@@ -49,7 +38,6 @@ def measure(args: argparse.Namespace) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    sys.path.insert(0, str(REPO / "benchmarks"))
     from multi30k import load_trained
 
     from seq2seq.evaluate import score

@@ -12,8 +12,6 @@ model is printed with the table; times are comparable only within one run on an 
 from __future__ import annotations
 
 import argparse
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,15 +19,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from multi30k import load_trained  # noqa: E402  (this folder is on sys.path when run as a script)
-
-
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        return next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name"))
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        return platform.processor() or "unknown CPU"
+from multi30k import cpu_model, load_trained  # noqa: E402  (this folder is on sys.path when run as a script)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -53,9 +53,7 @@ def build(recipe: str) -> torch.nn.Module:
     from seq2seq.config import compose
     from seq2seq.translator import build_model
 
-    cfg = compose([f"experiment={recipe}", "data.path=/unused"])
-    model_cfg = {k: v for k, v in dict(cfg.model).items()}
-    return build_model(model_cfg, VOCAB, VOCAB)
+    return build_model(compose([f"experiment={recipe}", "data.path=/unused"]).model, VOCAB, VOCAB)
 
 
 def batch(generator: torch.Generator) -> tuple[torch.Tensor, ...]:
@@ -147,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    from decode_engines import cpu_model
+    from multi30k import cpu_model
 
     peak = {"32-true": matmul_gflops(torch.float32), "bf16-mixed": matmul_gflops(torch.bfloat16)}
     real = real_rows(args.results)
