@@ -5,7 +5,8 @@
 
 Measures, in this process (--threads intra-op threads):
   * matrix-product peak: 2048 x 2048 products in fp32 and in bf16, GFLOP/s;
-  * per recipe, its model trained by a plain PyTorch loop (forward, cross-entropy, backward, Adam) on
+  * per recipe, its model trained by a plain PyTorch loop (forward, the train stage's loss: label-smoothed
+    cross-entropy, compiled as the recipe says, backward, Adam) on
     fixed-shape synthetic batches of 2,000 target tokens (125 sentences of 16 source and 16 target
     tokens), in fp32 and under bf16 autocast: target tokens/s. That is the model's arithmetic with
     nothing else around it: no data loading, no shape variety, no validation, no logging;
@@ -50,10 +51,24 @@ def matmul_gflops(dtype: torch.dtype, n: int = 2048, seconds: float = 2.0) -> fl
 
 
 def build(recipe: str) -> torch.nn.Module:
-    from seq2seq.config import compose
     from seq2seq.translator import build_model
 
-    return build_model(compose([f"experiment={recipe}", "data.path=/unused"]).model, VOCAB, VOCAB)
+    return build_model(recipe_config(recipe).model, VOCAB, VOCAB)
+
+
+def recipe_config(recipe: str):
+    from seq2seq.config import compose
+
+    return compose([f"experiment={recipe}", "data.path=/unused"])
+
+
+def loss_fn(recipe: str):
+    """The train stage's loss for this recipe: (logits, target) -> label-smoothed cross-entropy."""
+    from seq2seq.module import compiled_sequence_loss, sequence_loss
+
+    t = recipe_config(recipe).trainer
+    fn = compiled_sequence_loss() if t.compile_loss else sequence_loss
+    return lambda logits, target: fn(logits, target, 0, t.label_smoothing)  # PAD 0: none in these batches
 
 
 def batch(generator: torch.Generator) -> tuple[torch.Tensor, ...]:
@@ -62,10 +77,10 @@ def batch(generator: torch.Generator) -> tuple[torch.Tensor, ...]:
     return src, torch.full((BATCH,), SRC_LEN), tgt[:, :-1], tgt[:, 1:]
 
 
-def train_step(model, optimizer, src, lens, tgt_in, tgt_out, bf16: bool) -> None:
+def train_step(model, optimizer, loss, src, lens, tgt_in, tgt_out, bf16: bool) -> None:
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         logits = model(src, lens, tgt_in)  # [B, T, V]
-    loss = F.cross_entropy(logits.float().flatten(0, 1), tgt_out.flatten())
+        loss = loss(logits, tgt_out)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -104,12 +119,12 @@ def synthetic_tok_per_s(recipe: str, precision: str, steps: int) -> float:
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     generator = torch.Generator().manual_seed(0)
     batches = [batch(generator) for _ in range(4)]
-    bf16 = precision.startswith("bf16")
-    for b in batches[:2]:  # warm-up: oneDNN primitives, allocator
-        train_step(model, optimizer, *b, bf16)
+    bf16, loss = precision.startswith("bf16"), loss_fn(recipe)
+    for b in batches[:2]:  # warm-up: oneDNN primitives, allocator, compiling the loss
+        train_step(model, optimizer, loss, *b, bf16)
     start = time.perf_counter()
     for i in range(steps):
-        train_step(model, optimizer, *batches[i % len(batches)], bf16)
+        train_step(model, optimizer, loss, *batches[i % len(batches)], bf16)
     return steps * BATCH * TGT_LEN / (time.perf_counter() - start)
 
 
@@ -126,9 +141,7 @@ def real_rows(results: list[Path]) -> dict[tuple[str, str], float]:
         precision = next((o.split("=", 1)[1] for o in row["overrides"]
                           if o.startswith("trainer.lightning.precision=")), None)
         if precision is None:
-            from seq2seq.config import compose
-
-            precision = compose([f"experiment={recipe}", "data.path=/unused"]).trainer.lightning.precision
+            precision = recipe_config(recipe).trainer.lightning.precision
         tok_s = row["train_metrics"].get("train_tgt_tokens_per_s")
         if recipe and tok_s:
             rows[(recipe, str(precision))] = float(tok_s)

@@ -42,7 +42,7 @@ class StopAtBleu(L.Callback):
 
 
 def memorize(folder, model_cfg: dict, target_bleu: float = 95.0, max_epochs: int = 200, lr: float = 0.01,
-             precision: str = "32-true", output_dtypes: set | None = None):
+             precision: str = "32-true", output_dtypes: set | None = None, compile_loss: bool = False):
     """Train on 50 pairs, validating on the same 50 every 5 epochs, until valid BLEU reaches
     `target_bleu` or `max_epochs` pass: (model, datamodule, trainer, src, tgt, epochs to the target
     or None). Training to a criterion, not for a fixed number of epochs, keeps the tests independent
@@ -64,7 +64,8 @@ def memorize(folder, model_cfg: dict, target_bleu: float = 95.0, max_epochs: int
     model = build_model(model_cfg, dm.src_vocab_size, dm.tgt_vocab_size)
     if output_dtypes is not None:
         output_layer(model).register_forward_hook(lambda module, args, out: output_dtypes.add(out.dtype))
-    module = TranslationModule(model, dm.detokenize, dm.valid_refs, lr=lr, label_smoothing=0.0, lr_patience=100)
+    module = TranslationModule(model, dm.detokenize, dm.valid_refs, lr=lr, label_smoothing=0.0, lr_patience=100,
+                               compile_loss=compile_loss)
     stop = StopAtBleu(target_bleu)
     trainer = L.Trainer(max_epochs=max_epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, num_sanity_val_steps=0, check_val_every_n_epoch=5,
@@ -100,7 +101,8 @@ def test_bf16_mixed_precision_learns_too(tmp_path, model_cfg):
     if "Seq2Seq" in model_cfg["_target_"] and not cpu_runs_rnns_in_bf16():
         pytest.skip("this CPU has no bf16 LSTM in oneDNN (no AVX512): the train stage refuses bf16 for RNNs here")
     dtypes = set()
-    model, dm, trainer, src, tgt, epochs = memorize(tmp_path, model_cfg, precision="bf16-mixed", output_dtypes=dtypes)
+    model, dm, trainer, src, tgt, epochs = memorize(tmp_path, model_cfg, precision="bf16-mixed", output_dtypes=dtypes,
+                                                    compile_loss=True)  # as the CPU recipes train
     assert torch.bfloat16 in dtypes  # autocast was on
     assert all(p.dtype == torch.float32 for p in model.parameters())  # mixed: master weights stay fp32
     assert epochs is not None, f"valid BLEU {float(trainer.callback_metrics['valid_bleu']):.1f} after 200 epochs"

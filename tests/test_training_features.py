@@ -176,3 +176,61 @@ def test_params_logged_to_mlflow_keep_no_secret(tmp_path):
     assert params["data.mirrors"] == "['https://***@m.example.org/{src}-{tgt}.tgz']"
     assert params["mlflow.tracking_uri"] == "https://***@mlflow.example.org"
     assert params["model.hidden_size"] == "256"  # the rest as it is
+
+
+@pytest.mark.parametrize("bf16", [False, True])
+def test_compiled_loss_equals_the_eager_loss_and_its_gradient_for_every_shape(bf16):
+    from seq2seq.module import compiled_sequence_loss, sequence_loss
+
+    generator = torch.Generator().manual_seed(0)
+    for B, T in [(5, 7), (3, 11), (8, 2)]:  # one compiled graph serves every batch shape
+        logits = (torch.randn(B, T, 50, generator=generator) * 3).requires_grad_()
+        target = torch.randint(1, 50, (B, T), generator=generator)
+        target[0, -2:] = 0  # padding, ignored
+        grads, losses = [], []
+        for fn in (sequence_loss, compiled_sequence_loss()):
+            logits.grad = None
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss = fn(logits.to(torch.bfloat16) if bf16 else logits, target, 0, 0.1)
+            loss.backward()
+            losses.append(loss.item())
+            grads.append(logits.grad.clone())
+        assert losses[1] == pytest.approx(losses[0], rel=1e-5)
+        torch.testing.assert_close(grads[1], grads[0], rtol=1e-2 if bf16 else 1e-5, atol=1e-6)
+        assert grads[0].abs().sum() > 0 and grads[0][0, -2:].abs().sum() == 0  # padding gets no gradient
+
+
+def test_training_falls_back_to_the_eager_loss_with_a_warning_when_compiling_fails(tmp_path):
+    import subprocess
+    import sys
+
+    script = """
+import warnings, torch
+from seq2seq.module import TranslationModule, sequence_loss
+from seq2seq.datamodule import Batch
+
+class M(torch.nn.Module):
+    pad_id = 0
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Embedding(20, 20)
+    def forward(self, src, lens, tgt_in):
+        return self.w(tgt_in)
+
+torch.manual_seed(0)
+module = TranslationModule(M(), str, [], compile_loss=True)
+module.log = lambda *a, **k: None
+tgt = torch.randint(1, 20, (4, 6))
+batch = Batch(torch.arange(4), tgt, torch.full((4,), 6), tgt, tgt, 24)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    loss = module.training_step(batch, 0)
+assert not module.compile_loss
+assert loss.item() == sequence_loss(module.model.w(tgt), tgt, 0, 0.1).item()
+print([str(w.message) for w in caught if "compile_loss" in str(w.message)])
+"""
+    env = {**__import__("os").environ, "CXX": str(tmp_path / "no-such-compiler"),
+           "TORCHINDUCTOR_FORCE_DISABLE_CACHES": "1", "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor")}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "torch.compile failed, the loss runs eagerly" in out.stdout and "C++ compiler" in out.stdout

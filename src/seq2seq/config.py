@@ -107,6 +107,7 @@ class TrainerSchema:
     adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     weight_decay: float = 0.0
     label_smoothing: float = 0.1
+    compile_loss: bool = True
     scheduler: str = "plateau"
     lr_factor: float = 0.5
     lr_patience: int = 1

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import math
+import warnings
 from typing import Callable
 
 import lightning as L
@@ -25,6 +27,18 @@ def sequence_loss(logits: torch.Tensor, target: torch.Tensor, pad_id: int, label
     )
 
 
+@functools.cache
+def compiled_sequence_loss() -> Callable[..., torch.Tensor]:
+    """`sequence_loss` through torch.compile (Inductor, one graph for every batch shape).
+
+    Eagerly, the loss over [B*T, V] logits is about eight full passes over them (cast to fp32,
+    log-softmax, NLL, the smoothing sum, and as many backward); compiled, a few fused loops. On
+    2 CPU cores, 1,900 x 8,000 bf16 logits: 85 ms forward and backward eagerly, 14 ms compiled,
+    equal to 1e-6 (benchmarks/README.md). The first call compiles, about 5 s.
+    """
+    return torch.compile(sequence_loss, dynamic=True)
+
+
 def corpus_bleu(hyps: list[str], refs: list[str]) -> sacrebleu.metrics.BLEUScore:
     """sacreBLEU (13a tokenisation, cased) of detokenized hypotheses against raw references."""
     return sacrebleu.metrics.BLEU().corpus_score(hyps, [refs])
@@ -38,7 +52,8 @@ class TranslationModule(L.LightningModule):
                  lr: float = 1e-3, weight_decay: float = 0.0, label_smoothing: float = 0.1,
                  adam_betas: tuple[float, float] = (0.9, 0.999), scheduler: str = "plateau",
                  lr_factor: float = 0.5, lr_patience: int = 1, min_lr: float = 1e-5, warmup_steps: int = 4000,
-                 val_max_sentences: int | None = None, max_len_a: float = 1.5, max_len_b: int = 10):
+                 val_max_sentences: int | None = None, max_len_a: float = 1.5, max_len_b: int = 10,
+                 compile_loss: bool = False):
         super().__init__()
         if scheduler not in ("plateau", "inverse_sqrt"):
             raise ValueError(f"scheduler={scheduler!r} is not one of plateau, inverse_sqrt")
@@ -49,16 +64,24 @@ class TranslationModule(L.LightningModule):
         self.lr_factor, self.lr_patience, self.min_lr = lr_factor, lr_patience, min_lr
         self.val_max_sentences = val_max_sentences
         self.max_len_a, self.max_len_b = max_len_a, max_len_b
+        self.compile_loss = compile_loss
         self._val_hyps: dict[int, list[int]] = {}
         self.plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
         self._plateau_state: dict | None = None
 
-    def _loss(self, batch: Batch, label_smoothing: float) -> torch.Tensor:
+    def _loss(self, batch: Batch, label_smoothing: float, compiled: bool = False) -> torch.Tensor:
         logits = self.model(batch.src, batch.src_lens, batch.tgt_in)  # [B, T, V]
+        if compiled:
+            try:
+                return compiled_sequence_loss()(logits, batch.tgt_out, self.model.pad_id, label_smoothing)
+            except torch._dynamo.exc.BackendCompilerFailed as e:  # e.g. no C++ compiler on this machine
+                warnings.warn(f"trainer.compile_loss=true but torch.compile failed, the loss runs eagerly: "
+                              f"{str(e).strip().splitlines()[0][:200]}", stacklevel=1)
+                self.compile_loss = False
         return sequence_loss(logits, batch.tgt_out, self.model.pad_id, label_smoothing)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        loss = self._loss(batch, self.label_smoothing)
+        loss = self._loss(batch, self.label_smoothing, compiled=self.compile_loss)
         self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=batch.n_tgt,
                  sync_dist=True)
         return loss

@@ -113,6 +113,7 @@ def run(cfg, data: Path, tokenizer: Path, out: Path, metrics: Path, state_dir: P
         label_smoothing=t.label_smoothing, adam_betas=tuple(t.adam_betas), scheduler=t.scheduler,
         lr_factor=t.lr_factor, lr_patience=t.lr_patience, min_lr=t.min_lr, warmup_steps=t.warmup_steps,
         val_max_sentences=t.val_max_sentences, max_len_a=cfg.decode.max_len_a, max_len_b=cfg.decode.max_len_b,
+        compile_loss=t.compile_loss,
     )
     # Under DDP, Lightning re-runs this module in one process per extra device: only rank 0 creates
     # the MLflow run and writes outputs (Lightning's logger already logs from rank 0 only).
