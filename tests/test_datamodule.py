@@ -60,3 +60,25 @@ def test_target_count_matches_the_unpadded_tokens_after_truncation():
     batch = collate([ds[i] for i in range(len(ds))])
     assert batch.n_tgt == int(batch.tgt_out.ne(PAD_ID).sum())
     assert batch.to("cpu").n_tgt == batch.n_tgt
+
+
+def test_pad_multiple_rounds_lengths_up_and_budgets_the_padded_batch():
+    ds = dataset()
+    plain = list(TokenBatchSampler(ds, 200, True, seed=1))
+    rounded = list(TokenBatchSampler(ds, 200, True, seed=1, pad_multiple=8))
+    assert sorted(i for b in rounded for i in b) == list(range(len(ds)))
+    shapes = set()
+    for b in rounded:
+        batch = collate([ds[i] for i in b], pad_multiple=8)
+        assert batch.src.size(1) % 8 == 0 and batch.tgt_in.size(1) % 8 == 0
+        assert batch.src.size(1) - 8 < int(batch.src_lens.max()) <= batch.src.size(1)  # the least multiple
+        assert batch.tgt_in.shape == batch.tgt_out.shape
+        assert max(batch.src.numel(), batch.tgt_in.numel()) <= 200 or len(b) == 1  # padding within the budget
+        assert batch.n_tgt == int(batch.tgt_out.ne(PAD_ID).sum())  # padding still not counted
+        shapes.add((batch.src.shape, batch.tgt_in.shape))
+    plain_shapes = {(c.src.shape, c.tgt_in.shape) for c in (collate([ds[i] for i in b]) for b in plain)}
+    assert len(shapes) < len(plain_shapes) / 2  # what the option is for: few distinct shapes
+    same = collate([ds[0], ds[1]], pad_multiple=8)
+    exact = collate([ds[0], ds[1]])
+    assert same.src[:, : exact.src.size(1)].tolist() == exact.src.tolist()
+    assert same.src[:, exact.src.size(1):].eq(PAD_ID).all()

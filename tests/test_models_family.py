@@ -82,6 +82,19 @@ def test_padded_batch_equals_each_sentence_alone(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
+@torch.no_grad()
+def test_extra_padding_columns_change_no_real_position(name):
+    """trainer.pad_multiple pads source and target beyond the longest sentence: the logits of the
+    real target positions stay what they were."""
+    model = build(name).eval()
+    src, lens = padded_batch(LENGTHS)
+    tgt_in = target(len(LENGTHS), 5)
+    logits = model(src, lens, tgt_in)
+    wider = model(nn.functional.pad(src, (0, 3)), lens, nn.functional.pad(tgt_in, (0, 3)))  # PAD is 0
+    torch.testing.assert_close(wider[:, :5], logits, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_gradients_reach_every_parameter(name):
     model = build(name)
     src, lens = padded_batch([5, 3, 4])

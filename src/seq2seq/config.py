@@ -102,6 +102,7 @@ class TrainerSchema:
     lightning: LightningSchema = field(default_factory=LightningSchema)
     batch_tokens: int = 4096
     max_len: int = 256
+    pad_multiple: int = 1
     num_workers: int = 0
     lr: float = 1e-3
     adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
@@ -162,7 +163,8 @@ _CHOICES = {
 }
 _POSITIVE = (
     "data.valid_every", "data.filter.max_len", "data.filter.max_ratio", "tokenizer.vocab_size",
-    "trainer.batch_tokens", "trainer.max_len", "trainer.lr", "trainer.lightning.max_epochs", "trainer.warmup_steps",
+    "trainer.batch_tokens", "trainer.max_len", "trainer.pad_multiple", "trainer.lr", "trainer.lightning.max_epochs",
+    "trainer.warmup_steps",
     "decode.beam_size", "decode.batch_size",
 )
 _UNIT_INTERVAL = ("trainer.label_smoothing", "trainer.lr_factor")

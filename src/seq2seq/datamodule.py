@@ -1,4 +1,5 @@
-"""Parallel text → SentencePiece ids → length-bucketed batches of at most `batch_tokens` tokens.
+"""Parallel text → SentencePiece ids → length-bucketed batches of at most `batch_tokens` tokens,
+padded to a multiple of `pad_multiple`.
 
 The DataModule never downloads: it reads the prepare stage's text and the tokenizer stage's
 models. Encoded ids are cached on disk, keyed by the hash of the text and the model.
@@ -6,6 +7,7 @@ models. Encoded ids are cached on disk, keyed by the hash of the text and the mo
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import random
@@ -59,8 +61,13 @@ class ParallelDataset(Dataset):
         return max(len(self.src[i]), len(self.tgt[i]) + 1)
 
 
+def round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
 class TokenBatchSampler(Sampler[list[int]]):
-    """Batches of similar length holding at most `batch_tokens` tokens (padding included).
+    """Batches of similar length holding at most `batch_tokens` tokens (padding included, lengths
+    rounded up to `pad_multiple`, as `collate` pads them).
 
     Sentences are sorted by length (ties broken by a seeded shuffle), cut into batches, and the
     batch order is shuffled anew each epoch from (seed, epoch). Under DDP each rank takes every
@@ -70,7 +77,8 @@ class TokenBatchSampler(Sampler[list[int]]):
     """
 
     def __init__(self, dataset: ParallelDataset, batch_tokens: int, shuffle: bool, seed: int = 0,
-                 rank: int = 0, world_size: int = 1, epoch_fn: Callable[[], int] | None = None, even: bool = True):
+                 rank: int = 0, world_size: int = 1, epoch_fn: Callable[[], int] | None = None, even: bool = True,
+                 pad_multiple: int = 1):
         self.shuffle, self.seed, self.epoch, self.epoch_fn, self.even = shuffle, seed, 0, epoch_fn, even
         self.rank, self.world_size = rank, world_size
         order = list(range(len(dataset)))
@@ -80,7 +88,7 @@ class TokenBatchSampler(Sampler[list[int]]):
         self.batches: list[list[int]] = []
         batch, longest = [], 0
         for i in order:
-            n = dataset.num_tokens(i)
+            n = round_up(dataset.num_tokens(i), pad_multiple)
             if batch and max(longest, n) * (len(batch) + 1) > batch_tokens:
                 self.batches.append(batch)
                 batch, longest = [], 0
@@ -126,21 +134,24 @@ class Batch:
         return Batch(*(t.to(device) for t in tensors), n_tgt=self.n_tgt)
 
 
-def _pad(seqs: list[list[int]]) -> torch.Tensor:
-    out = torch.full((len(seqs), max(len(s) for s in seqs)), PAD_ID, dtype=torch.long)  # [B, L]
+def _pad(seqs: list[list[int]], multiple: int = 1) -> torch.Tensor:
+    out = torch.full((len(seqs), round_up(max(len(s) for s in seqs), multiple)), PAD_ID, dtype=torch.long)  # [B, L]
     for row, s in zip(out, seqs):
         row[: len(s)] = torch.tensor(s, dtype=torch.long)
     return out
 
 
-def collate(items: list[tuple[int, list[int], list[int]]]) -> Batch:
+def collate(items: list[tuple[int, list[int], list[int]]], pad_multiple: int = 1) -> Batch:
+    """Pads source and target to the longest in the batch, rounded up to `pad_multiple`: a few
+    lengths instead of dozens mean fewer distinct shapes for the kernels (oneDNN builds and caches
+    one primitive per shape)."""
     ids, src, tgt = zip(*items)
     return Batch(
         ids=torch.tensor(ids, dtype=torch.long),
-        src=_pad(list(src)),
+        src=_pad(list(src), pad_multiple),
         src_lens=torch.tensor([len(s) for s in src], dtype=torch.long),
-        tgt_in=_pad([[BOS_ID] + t for t in tgt]),
-        tgt_out=_pad([t + [EOS_ID] for t in tgt]),
+        tgt_in=_pad([[BOS_ID] + t for t in tgt], pad_multiple),
+        tgt_out=_pad([t + [EOS_ID] for t in tgt], pad_multiple),
         n_tgt=sum(len(t) + 1 for t in tgt),
     )
 
@@ -148,13 +159,14 @@ def collate(items: list[tuple[int, list[int], list[int]]]) -> Batch:
 class TranslationDataModule(L.LightningDataModule):
     def __init__(self, data_dir: str | Path, tokenizer_dir: str | Path, src: str, tgt: str,
                  batch_tokens: int = 4096, max_len: int = 256, num_workers: int = 0, seed: int = 0,
-                 cache_dir: str | Path | None = "data/cache", val_max_sentences: int | None = None):
+                 cache_dir: str | Path | None = "data/cache", val_max_sentences: int | None = None,
+                 pad_multiple: int = 1):
         super().__init__()
         self.data_dir, self.tokenizer_dir = Path(data_dir), Path(tokenizer_dir)
         self.src_lang, self.tgt_lang = src, tgt
         self.batch_tokens, self.max_len, self.num_workers, self.seed = batch_tokens, max_len, num_workers, seed
         self.cache_dir = Path(cache_dir) if cache_dir else None
-        self.val_max_sentences = val_max_sentences
+        self.val_max_sentences, self.pad_multiple = val_max_sentences, pad_multiple
         self.sp_src = load_sp(self.tokenizer_dir, "src")
         self.sp_tgt = load_sp(self.tokenizer_dir, "tgt")
         self.valid_refs = read_lines(self.data_dir / f"valid.{tgt}")  # raw text, for BLEU
@@ -188,8 +200,10 @@ class TranslationDataModule(L.LightningDataModule):
         rank = self.trainer.global_rank if self.trainer else 0
         world = self.trainer.world_size if self.trainer else 1
         epoch_fn = (lambda: self.trainer.current_epoch) if self.trainer else None
-        sampler = TokenBatchSampler(dataset, self.batch_tokens, shuffle, self.seed, rank, world, epoch_fn, even=shuffle)
-        return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers)
+        sampler = TokenBatchSampler(dataset, self.batch_tokens, shuffle, self.seed, rank, world, epoch_fn, even=shuffle,
+                                    pad_multiple=self.pad_multiple)
+        return DataLoader(dataset, batch_sampler=sampler, collate_fn=functools.partial(collate, pad_multiple=self.pad_multiple),
+                          num_workers=self.num_workers)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, shuffle=True)

@@ -105,7 +105,8 @@ def run(cfg, data: Path, tokenizer: Path, out: Path, metrics: Path, state_dir: P
     L.seed_everything(cfg.seed, workers=True)
     t = cfg.trainer
     dm = TranslationDataModule(data, tokenizer, cfg.data.src, cfg.data.tgt, t.batch_tokens, t.max_len,
-                               t.num_workers, cfg.seed, val_max_sentences=t.val_max_sentences)
+                               t.num_workers, cfg.seed, val_max_sentences=t.val_max_sentences,
+                               pad_multiple=t.pad_multiple)
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     model = build_model(model_cfg, dm.src_vocab_size, dm.tgt_vocab_size)
     module = TranslationModule(
