@@ -202,8 +202,8 @@ class TranslationDataModule(L.LightningDataModule):
         epoch_fn = (lambda: self.trainer.current_epoch) if self.trainer else None
         sampler = TokenBatchSampler(dataset, self.batch_tokens, shuffle, self.seed, rank, world, epoch_fn, even=shuffle,
                                     pad_multiple=self.pad_multiple)
-        return DataLoader(dataset, batch_sampler=sampler, collate_fn=functools.partial(collate, pad_multiple=self.pad_multiple),
-                          num_workers=self.num_workers)
+        pad = functools.partial(collate, pad_multiple=self.pad_multiple)
+        return DataLoader(dataset, batch_sampler=sampler, collate_fn=pad, num_workers=self.num_workers)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, shuffle=True)
