@@ -24,6 +24,7 @@ CPU model and writes it to --out (default: beside the first --results, else benc
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -56,6 +57,7 @@ def build(recipe: str) -> torch.nn.Module:
     return build_model(recipe_config(recipe).model, VOCAB, VOCAB)
 
 
+@functools.cache
 def recipe_config(recipe: str):
     from seq2seq.config import compose
 
@@ -77,10 +79,10 @@ def batch(generator: torch.Generator) -> tuple[torch.Tensor, ...]:
     return src, torch.full((BATCH,), SRC_LEN), tgt[:, :-1], tgt[:, 1:]
 
 
-def train_step(model, optimizer, loss, src, lens, tgt_in, tgt_out, bf16: bool) -> None:
+def train_step(model, optimizer, criterion, src, lens, tgt_in, tgt_out, bf16: bool) -> None:
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         logits = model(src, lens, tgt_in)  # [B, T, V]
-        loss = loss(logits, tgt_out)
+        loss = criterion(logits, tgt_out)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -119,12 +121,12 @@ def synthetic_tok_per_s(recipe: str, precision: str, steps: int) -> float:
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     generator = torch.Generator().manual_seed(0)
     batches = [batch(generator) for _ in range(4)]
-    bf16, loss = precision.startswith("bf16"), loss_fn(recipe)
+    bf16, criterion = precision.startswith("bf16"), loss_fn(recipe)
     for b in batches[:2]:  # warm-up: oneDNN primitives, allocator, compiling the loss
-        train_step(model, optimizer, loss, *b, bf16)
+        train_step(model, optimizer, criterion, *b, bf16)
     start = time.perf_counter()
     for i in range(steps):
-        train_step(model, optimizer, loss, *batches[i % len(batches)], bf16)
+        train_step(model, optimizer, criterion, *batches[i % len(batches)], bf16)
     return steps * BATCH * TGT_LEN / (time.perf_counter() - start)
 
 

@@ -201,6 +201,7 @@ def test_compiled_loss_equals_the_eager_loss_and_its_gradient_for_every_shape(bf
 
 
 def test_training_falls_back_to_the_eager_loss_with_a_warning_when_compiling_fails(tmp_path):
+    import os
     import subprocess
     import sys
 
@@ -229,7 +230,7 @@ assert not module.compile_loss
 assert loss.item() == sequence_loss(module.model.w(tgt), tgt, 0, 0.1).item()
 print([str(w.message) for w in caught if "compile_loss" in str(w.message)])
 """
-    env = {**__import__("os").environ, "CXX": str(tmp_path / "no-such-compiler"),
+    env = {**os.environ, "CXX": str(tmp_path / "no-such-compiler"),
            "TORCHINDUCTOR_FORCE_DISABLE_CACHES": "1", "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor")}
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
