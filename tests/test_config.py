@@ -67,6 +67,7 @@ def test_unknown_key_fails_at_composition():
         ("tokenizer.model_type=wordpiece", "tokenizer.model_type"),
         ("data.source=web", "data.source"),
         ("+trainer.lightning.max_epoch=3", "max_epoch"),
+        ("trainer.onednn_cache_capacity=-1", "trainer.onednn_cache_capacity"),
     ],
 )
 def test_bad_values_name_the_key(override, key, tmp_path):

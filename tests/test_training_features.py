@@ -235,3 +235,34 @@ print([str(w.message) for w in caught if "compile_loss" in str(w.message)])
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "torch.compile failed, the loss runs eagerly" in out.stdout and "C++ compiler" in out.stdout
+
+
+@pytest.mark.parametrize("capacity, evicted", [(1, True), (64, False)])
+def test_onednn_cache_capacity_is_set_by_the_train_stage_before_onednn_starts(capacity, evicted):
+    """After the train stage's imports, its setting still reaches oneDNN: with room for one kernel,
+    a convolution at shape A is rebuilt after one at shape B; with room for 64 it is found again.
+    oneDNN's verbose log says which (create:cache_hit / cache_miss)."""
+    import os
+    import subprocess
+    import sys
+
+    if not torch.backends.mkldnn.is_available():
+        pytest.skip("this torch has no oneDNN")
+    script = """
+import sys, torch
+from seq2seq import train
+train.set_onednn_cache_capacity(int(sys.argv[1]))
+conv = torch.nn.Conv1d(8, 8, 3)
+with torch.no_grad():
+    for n in (5, 9, 5):
+        conv(torch.randn(2, 8, n))
+"""
+    env = {**os.environ, "ONEDNN_VERBOSE": "2"}
+    env.pop("ONEDNN_PRIMITIVE_CACHE_CAPACITY", None)
+    out = subprocess.run([sys.executable, "-c", script, str(capacity)], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    convs = [line for line in out.stdout.splitlines() if ",create:cache_" in line and ",convolution," in line]
+    assert len(convs) == 3, out.stdout[-2000:]
+    assert "cache_miss" in convs[0] and "cache_miss" in convs[1]
+    assert ("cache_miss" if evicted else "cache_hit") in convs[2]
+    assert compose([]).trainer.onednn_cache_capacity == 8192  # what the train stage sets by default

@@ -109,6 +109,7 @@ class TrainerSchema:
     weight_decay: float = 0.0
     label_smoothing: float = 0.1
     compile_loss: bool = True
+    onednn_cache_capacity: Optional[int] = 8192
     scheduler: str = "plateau"
     lr_factor: float = 0.5
     lr_patience: int = 1
@@ -193,6 +194,9 @@ def validate(cfg: DictConfig, source: str = "params.yaml") -> None:
         value = OmegaConf.select(cfg, key)
         if not 0 <= value < 1:
             raise ConfigError(f"{source}: {key}={value!r} must be in [0, 1)")
+    capacity = cfg.trainer.onednn_cache_capacity
+    if capacity is not None and capacity < 0:
+        raise ConfigError(f"{source}: trainer.onednn_cache_capacity={capacity!r} must be >= 0 (or null: oneDNN's default)")
     if cfg.data.source == "parallel" and not cfg.data.path:
         raise ConfigError(f"{source}: data=parallel needs data.path (a folder with train/valid/test.<lang>)")
     if cfg.decode.checkpoint == "averaged" and cfg.trainer.average_last <= 0:

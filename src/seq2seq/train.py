@@ -95,6 +95,16 @@ def check_cpu_bf16_rnn(on_cpu: bool, precision: str, model: torch.nn.Module) -> 
                           "(oneDNN needs AVX512 for a bf16 LSTM/GRU); set trainer.lightning.precision=32-true")
 
 
+def set_onednn_cache_capacity(capacity: int | None) -> None:
+    """How many primitives (kernels built for one op at one shape) oneDNN keeps. Its default, 1024,
+    is too few for training on batches of varying shape: kernels are evicted and rebuilt every
+    epoch, which costs time and fragments memory. oneDNN reads the setting when it first runs, so
+    this must come before the process's first CPU matrix op (the train stage calls it first);
+    it also reaches the processes a run starts (DDP). None leaves the environment's setting."""
+    if capacity is not None:
+        os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = str(capacity)
+
+
 def is_rank_zero() -> bool:
     """True unless this process is a non-zero rank of a distributed run (Lightning, torchrun, SLURM)."""
     return all(int(os.environ.get(k, 0)) == 0 for k in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"))
@@ -102,8 +112,9 @@ def is_rank_zero() -> bool:
 
 def run(cfg, data: Path, tokenizer: Path, out: Path, metrics: Path, state_dir: Path = Path("data/.train_state"),
         history_csv: Path = Path("plots/history.csv")) -> None:
-    L.seed_everything(cfg.seed, workers=True)
     t = cfg.trainer
+    set_onednn_cache_capacity(t.onednn_cache_capacity)
+    L.seed_everything(cfg.seed, workers=True)
     dm = TranslationDataModule(data, tokenizer, cfg.data.src, cfg.data.tgt, t.batch_tokens, t.max_len,
                                t.num_workers, cfg.seed, val_max_sentences=t.val_max_sentences,
                                pad_multiple=t.pad_multiple)
