@@ -266,3 +266,26 @@ with torch.no_grad():
     assert "cache_miss" in convs[0] and "cache_miss" in convs[1]
     assert ("cache_miss" if evicted else "cache_hit") in convs[2]
     assert compose([]).trainer.onednn_cache_capacity == 8192  # what the train stage sets by default
+
+
+@pytest.mark.parametrize("name", ["transformer", "lstm_bahdanau"])
+def test_validation_scores_fp32_greedy_decoding_under_bf16_autocast(name):
+    """Under bf16-mixed the validation loss is computed as training computes it (autocast), but the
+    greedy decoding behind valid BLEU runs in fp32, as the evaluate stage decodes."""
+    from model_helpers import build, output_layer
+    from seq2seq.datamodule import Batch
+
+    if name.startswith("lstm") and not train.cpu_runs_rnns_in_bf16():
+        pytest.skip("this CPU has no bf16 LSTM in oneDNN (no AVX512)")
+    model = build(name)
+    dtypes = []
+    output_layer(model).register_forward_hook(lambda module, args, out: dtypes.append(out.dtype))
+    module = TranslationModule(model, str, ["ref"] * 4, compile_loss=False)
+    tgt = torch.randint(3, 20, (4, 6), generator=torch.Generator().manual_seed(0))
+    batch = Batch(torch.arange(4), tgt, torch.full((4,), 6), tgt, tgt, 24)
+    module.on_validation_epoch_start()
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):  # as Lightning validates
+        module.validation_step(batch, 0)
+    assert dtypes[0] == torch.bfloat16  # the loss's forward pass
+    assert len(dtypes) > 1 and set(dtypes[1:]) == {torch.float32}  # every decoding step
+    assert sorted(module._val_hyps) == [0, 1, 2, 3]

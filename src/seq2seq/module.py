@@ -95,7 +95,12 @@ class TranslationModule(L.LightningModule):
         self._val_nll += torch.stack([nll.detach().double() * batch.n_tgt, nll.new_tensor(batch.n_tgt).double()])
         keep = batch.ids < (self.val_max_sentences or len(self.valid_refs))  # [B]
         if keep.any():
-            hyps = greedy_search(self.model, batch.src[keep], batch.src_lens[keep], self.max_len_a, self.max_len_b)
+            # Decoded in fp32 even under bf16/fp16 autocast, as the evaluate stage decodes: valid BLEU
+            # scores what will be tested, and on a CPU each decoding step's new shape would otherwise
+            # leave a bf16 oneDNN kernel behind (the Transformer's train stage grew past 3 GiB).
+            with torch.autocast(self.device.type, enabled=False):
+                hyps = greedy_search(self.model, batch.src[keep], batch.src_lens[keep], self.max_len_a,
+                                     self.max_len_b)
             self._val_hyps.update(zip(batch.ids[keep].tolist(), hyps))
 
     def on_validation_epoch_end(self) -> None:
