@@ -95,7 +95,8 @@ def test_memorizes_fifty_pairs(tmp_path):
 ], ids=["lstm", "transformer"])
 def test_bf16_mixed_precision_learns_too(tmp_path, model_cfg):
     """trainer.lightning.precision=bf16-mixed (as on a GPU) runs on CPU autocast: training, the
-    validation's greedy search under autocast, then fp32 decoding of the trained weights.
+    validation (its loss under autocast, its greedy search in fp32), then fp32 decoding of the
+    trained weights.
     It must reach the same criterion as fp32 (valid BLEU 95), however many epochs this CPU's bf16
     arithmetic needs within the budget."""
     if "Seq2Seq" in model_cfg["_target_"] and not cpu_runs_rnns_in_bf16():
