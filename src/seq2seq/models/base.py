@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 
 from seq2seq.models.decoder import DecoderState, RecurrentDecoder
+from seq2seq.models.dropout import Dropout
 
 
 class EncoderOutput(NamedTuple):
@@ -86,7 +87,7 @@ class EncoderDecoder(nn.Module):
         self.src_embed, self.tgt_embed = make_embeddings(
             src_vocab_size, tgt_vocab_size, emb_size, pad_id, share_embeddings
         )
-        self.emb_dropout = nn.Dropout(dropout if emb_dropout is None else emb_dropout)
+        self.emb_dropout = Dropout(dropout if emb_dropout is None else emb_dropout)
         self.encoder = encoder
         self.decoder = RecurrentDecoder(
             emb_size, hidden_size, encoder.output_size, tgt_vocab_size, dec_layers, dropout, hidden_dropout,

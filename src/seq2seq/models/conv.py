@@ -16,6 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from seq2seq.models.base import EncoderDecoder, source_mask
+from seq2seq.models.dropout import Dropout
 
 
 class ConvEncoder(nn.Module):
@@ -36,7 +37,7 @@ class ConvEncoder(nn.Module):
             nn.Conv1d(channels, 2 * channels, kernel_size, padding=kernel_size // 2) for _ in range(num_layers)
         )
         self.to_memory = nn.Linear(channels, output_size)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, embedded: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """embedded [B, S, E], lengths [B] -> memory [B, S, M] (zeros on padding), final [B, M] (masked mean)."""

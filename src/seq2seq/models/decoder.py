@@ -23,6 +23,7 @@ import torch
 import torch.nn as nn
 
 from seq2seq.models.attention import BahdanauAttention, LuongAttention
+from seq2seq.models.dropout import Dropout
 from seq2seq.models.encoder import rnn_class
 
 ATTENTIONS = ("bahdanau", "luong_general", "luong_dot", "none")
@@ -107,7 +108,7 @@ class RecurrentDecoder(nn.Module):
         out_size = output_emb_size or hidden_size
         self.embed_proj = nn.Linear(hidden_size, out_size, bias=False) if out_size != hidden_size else nn.Identity()
         self.output_layer = nn.Linear(out_size, vocab_size)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def init_state(self, encoder_final: torch.Tensor) -> DecoderState:
         """Bridge from the encoder: encoder_final [B, M] -> initial DecoderState.

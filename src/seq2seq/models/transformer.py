@@ -25,6 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from seq2seq.models.base import make_embeddings, source_mask
+from seq2seq.models.dropout import Dropout
 
 
 CACHE_CAPACITY = 32  # target positions a fresh decoder cache holds; it doubles when full
@@ -47,7 +48,7 @@ class MultiHeadAttention(nn.Module):
         self.q_proj = nn.Linear(d_model, d_model)
         self.kv_proj = nn.Linear(d_model, 2 * d_model)
         self.out_proj = nn.Linear(d_model, d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
         """[B, T, D] -> [B, h, T, D / h]."""
@@ -91,7 +92,7 @@ class EncoderLayer(nn.Module):
         self.self_attn_norm, self.ff_norm = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
         self.self_attn = MultiHeadAttention(d_model, n_heads, attention_dropout)
         self.ff = FeedForward(d_model, ff_size)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """x [B, S, D], mask [B, 1, 1, S] (True on real tokens) -> [B, S, D]."""
@@ -110,7 +111,7 @@ class DecoderLayer(nn.Module):
         self.self_attn = MultiHeadAttention(d_model, n_heads, attention_dropout)
         self.cross_attn = MultiHeadAttention(d_model, n_heads, attention_dropout)
         self.ff = FeedForward(d_model, ff_size)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(
         self, x: torch.Tensor, cache: Optional[tuple[torch.Tensor, torch.Tensor, int]],
@@ -247,7 +248,7 @@ class Transformer(nn.Module):
         self.decoder_layers = nn.ModuleList(DecoderLayer(*layer_args) for _ in range(dec_layers))
         self.decoder_norm = nn.LayerNorm(d_model)
         self.output_layer = nn.Linear(d_model, tgt_vocab_size, bias=False)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self._init_parameters()
         if tie_embeddings:
             self.output_layer.weight = self.tgt_embed.weight
