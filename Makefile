@@ -4,6 +4,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 STAMP  := $(VENV)/.installed
+# Test files run in parallel (pytest-xdist), each file on one worker, so that its fixtures run once.
+# Two workers on a 2-core machine, each process on one thread (OMP_NUM_THREADS), so that two
+# trainings do not fight over the cores. More cores: make test TEST_WORKERS=4.
+TEST_WORKERS ?= 2
 
 .PHONY: setup run test test-fast clean
 
@@ -22,7 +26,7 @@ run: setup
 	$(BIN)/dvc repro
 
 test: setup
-	$(BIN)/python -m pytest
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow"
