@@ -69,7 +69,11 @@ class TokenBatchSampler(Sampler[list[int]]):
     """Batches of similar length holding at most `batch_tokens` tokens (padding included, lengths
     rounded up to `pad_multiple`, as `collate` pads them).
 
-    Sentences are sorted by length (ties broken by a seeded shuffle), cut into batches, and the
+    Sentences are sorted by their padded source length, then padded target length (`collate`'s
+    target holds BOS or EOS too), then the exact lengths, ties broken by a seeded shuffle: within
+    one padded source length, targets of one padded length go together, so a batch's targets fill
+    the length they are padded to (sorting on exact lengths would mix the target lengths of the
+    several source lengths that pad alike). Then they are cut into batches, and the
     batch order is shuffled anew each epoch from (seed, epoch). Under DDP each rank takes every
     `world_size`-th batch; with `even` (training: every rank must make the same number of
     gradient steps) all ranks get the same number of batches and up to world_size - 1 batches an
@@ -84,7 +88,9 @@ class TokenBatchSampler(Sampler[list[int]]):
         order = list(range(len(dataset)))
         if shuffle:
             random.Random(seed).shuffle(order)
-        order.sort(key=lambda i: (len(dataset.src[i]), len(dataset.tgt[i])))
+        src_len, tgt_len = (lambda i: len(dataset.src[i])), (lambda i: len(dataset.tgt[i]) + 1)
+        order.sort(key=lambda i: (round_up(src_len(i), pad_multiple), round_up(tgt_len(i), pad_multiple),
+                                  src_len(i), tgt_len(i)))
         self.batches: list[list[int]] = []
         batch, longest = [], 0
         for i in order:
