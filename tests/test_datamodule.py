@@ -95,7 +95,7 @@ def test_pad_multiple_groups_targets_of_one_padded_length():
     assert sum(one_length) >= 0.7 * len(batches)
     padded = [collate([ds[i] for i in b], pad_multiple=8) for b in batches]
     assert sum(p.n_tgt for p in padded) >= 0.78 * sum(p.tgt_out.numel() for p in padded)
-    # pad_multiple=1 keeps the exact-length order: source lengths ascend over the sorted sentences
+    # pad_multiple=1 keeps the exact-length order: by source length, then target length
     exact = TokenBatchSampler(ds, 200, False)
-    lengths = [len(ds.src[i]) for b in exact.batches for i in b]
+    lengths = [(len(ds.src[i]), len(ds.tgt[i])) for b in exact.batches for i in b]
     assert lengths == sorted(lengths)

@@ -88,9 +88,12 @@ class TokenBatchSampler(Sampler[list[int]]):
         order = list(range(len(dataset)))
         if shuffle:
             random.Random(seed).shuffle(order)
-        src_len, tgt_len = (lambda i: len(dataset.src[i])), (lambda i: len(dataset.tgt[i]) + 1)
-        order.sort(key=lambda i: (round_up(src_len(i), pad_multiple), round_up(tgt_len(i), pad_multiple),
-                                  src_len(i), tgt_len(i)))
+
+        def padded_then_exact(i: int) -> tuple[int, int, int, int]:
+            src, tgt = len(dataset.src[i]), len(dataset.tgt[i]) + 1  # as collate pads them
+            return round_up(src, pad_multiple), round_up(tgt, pad_multiple), src, tgt
+
+        order.sort(key=padded_then_exact)
         self.batches: list[list[int]] = []
         batch, longest = [], 0
         for i in order:
