@@ -57,8 +57,12 @@ class ParallelDataset(Dataset):
     def __getitem__(self, i: int) -> tuple[int, list[int], list[int]]:
         return i, self.src[i], self.tgt[i]
 
+    def lengths(self, i: int) -> tuple[int, int]:
+        """Source and target length of pair i as `collate` lays them out (the target gains BOS or EOS)."""
+        return len(self.src[i]), len(self.tgt[i]) + 1
+
     def num_tokens(self, i: int) -> int:
-        return max(len(self.src[i]), len(self.tgt[i]) + 1)
+        return max(self.lengths(i))
 
 
 def round_up(n: int, multiple: int) -> int:
@@ -69,8 +73,8 @@ class TokenBatchSampler(Sampler[list[int]]):
     """Batches of similar length holding at most `batch_tokens` tokens (padding included, lengths
     rounded up to `pad_multiple`, as `collate` pads them).
 
-    Sentences are sorted by their padded source length, then padded target length (`collate`'s
-    target holds BOS or EOS too), then the exact lengths, ties broken by a seeded shuffle: within
+    Sentences are sorted by their padded source length, then padded target length (of
+    `ParallelDataset.lengths`), then the exact lengths, ties broken by a seeded shuffle: within
     one padded source length, targets of one padded length go together, so a batch's targets fill
     the length they are padded to (sorting on exact lengths would mix the target lengths of the
     several source lengths that pad alike). Then they are cut into batches, and the
@@ -90,7 +94,7 @@ class TokenBatchSampler(Sampler[list[int]]):
             random.Random(seed).shuffle(order)
 
         def padded_then_exact(i: int) -> tuple[int, int, int, int]:
-            src, tgt = len(dataset.src[i]), len(dataset.tgt[i]) + 1  # as collate pads them
+            src, tgt = dataset.lengths(i)
             return round_up(src, pad_multiple), round_up(tgt, pad_multiple), src, tgt
 
         order.sort(key=padded_then_exact)
