@@ -52,7 +52,7 @@ def matmul_gflops(dtype: torch.dtype, n: int = 2048, seconds: float = 2.0) -> fl
 
 
 def build(recipe: str) -> torch.nn.Module:
-    from seq2seq.translator import build_model
+    from seq2seq.models.builder import build_model
 
     return build_model(recipe_config(recipe).model, VOCAB, VOCAB)
 

@@ -6,6 +6,7 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
+from seq2seq.check import check
 from seq2seq.config import compose, load_params, validate
 from seq2seq.errors import ConfigError
 
@@ -74,7 +75,7 @@ def test_bad_values_name_the_key(override, key, tmp_path):
     params = tmp_path / "params.yaml"
     OmegaConf.save(compose([override]), params)
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
-        load_params(params)
+        check(params)
 
 
 def test_parallel_without_path_is_rejected(tmp_path):

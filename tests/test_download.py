@@ -1,5 +1,6 @@
 """Stage 1: HTTP download (a real server on 127.0.0.1), MD5, safe extraction, local archives, parallel folders."""
 
+import base64
 import hashlib
 import re
 import logging
@@ -29,11 +30,19 @@ class Server:
     def __init__(self):
         self.files, self.script, self.requests = {}, {}, []
         self.honour_range = True
+        self.basic_auth = None  # "user:password" that every request must carry, when set
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
                 owner.requests.append((self.path, dict(self.headers)))
+                if owner.basic_auth and self.headers.get("Authorization") != "Basic " + base64.b64encode(
+                        owner.basic_auth.encode()).decode():
+                    self.send_response(401)
+                    self.send_header("WWW-Authenticate", 'Basic realm="corpus"')
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 step = owner.script.get(self.path, []) and owner.script[self.path].pop(0)
                 data = owner.files.get(self.path)
                 if isinstance(step, int) or data is None:
@@ -377,3 +386,33 @@ def test_secrets_in_archive_and_mirror_addresses_stay_out_of_errors_and_logs(tmp
     with pytest.raises(DownloadError) as e:
         download.run(iwslt_cfg(archive="/no/such/archive.tgz?sig=abc"), tmp_path / "raw", tmp_path / "cache")
     assert "sig=***" in str(e.value) and "abc" not in str(e.value)
+
+
+def test_a_server_that_wants_a_password_gets_it_from_netrc(server, archive, tmp_path, monkeypatch, caplog):
+    """The user's ~/.netrc (here $NETRC) holds the password; params.yaml holds only the address."""
+    _, data, md5 = archive
+    server.files["/private/de-en.tgz"] = data
+    server.basic_auth = "alice:n3trc-s3cret"
+    cfg = iwslt_cfg(md5={"de-en": md5}, mirrors=[server.url("/private/{src}-{tgt}.tgz")])
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    with pytest.raises(DownloadError, match="HTTP 401"):
+        download.run(cfg, tmp_path / "raw", tmp_path / "cache", **FAST)
+    (tmp_path / "netrc").write_text("machine 127.0.0.1 login alice password n3trc-s3cret\n")
+    monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
+    with caplog.at_level(logging.INFO, logger="seq2seq.download"):
+        download.run(cfg, tmp_path / "raw", tmp_path / "cache", **FAST)
+    expected_layout(tmp_path / "raw")
+    assert "n3trc-s3cret" not in caplog.text
+
+
+def test_a_presigned_address_comes_from_the_environment_and_stays_out_of_logs(server, archive, tmp_path, monkeypatch,
+                                                                               caplog):
+    _, data, md5 = archive
+    server.files["/bucket/de-en.tgz?X-Amz-Signature=pr3s1gned"] = data
+    monkeypatch.setenv("SEQ2SEQ_ARCHIVE_URL", server.url("/bucket/de-en.tgz?X-Amz-Signature=pr3s1gned"))
+    cfg = iwslt_cfg(md5={"de-en": md5}, mirrors=[server.url("/mirror/{src}-{tgt}.tgz")])
+    with caplog.at_level(logging.INFO, logger="seq2seq.download"):
+        download.run(cfg, tmp_path / "raw", tmp_path / "cache", **FAST)
+    expected_layout(tmp_path / "raw")
+    assert server.paths() == ["/bucket/de-en.tgz?X-Amz-Signature=pr3s1gned"]  # the mirrors are not asked
+    assert "SEQ2SEQ_ARCHIVE_URL" in caplog.text and "pr3s1gned" not in caplog.text

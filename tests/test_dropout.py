@@ -10,7 +10,7 @@ from torch import nn
 
 from model_helpers import V
 from seq2seq.models.dropout import Dropout, cpu_dropout
-from seq2seq.translator import build_model
+from seq2seq.models.builder import build_model
 
 MODEL_DIR = Path(__file__).resolve().parents[1] / "conf" / "model"
 

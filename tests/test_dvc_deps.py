@@ -37,8 +37,8 @@ def imported(path: Path, package: str) -> set[str]:
 
 def closure(module: str) -> set[Path]:
     """Files of `module`, its packages' __init__ and every project module reached from them.
-    Models are built from the `_target_` of conf/model/*.yaml (translator.build_model imports it by
-    name), so a stage that reaches seq2seq.translator depends on those modules too."""
+    Models are built from the `_target_` of conf/model/*.yaml (seq2seq.models.builder imports
+    it by name), so a stage that reaches the builder depends on those modules too."""
     targets = {OmegaConf.load(p)._target_.rsplit(".", 1)[0] for p in (ROOT / "conf/model").glob("*.yaml")}
     seen, todo = set(), [module]
     while todo:
@@ -52,7 +52,7 @@ def closure(module: str) -> set[Path]:
             seen.add(path)
             pkg = part if path.name == "__init__.py" else ".".join(part.split(".")[:-1])
             todo += imported(path, pkg)
-            if part == "seq2seq.translator":
+            if part == "seq2seq.models.builder":
                 todo += targets
     return seen
 

@@ -17,7 +17,8 @@ from seq2seq.ct2 import CT2Translator
 from seq2seq.errors import ConfigError, DataError
 from seq2seq.export import export
 from seq2seq.tokenizer import train_sentencepiece
-from seq2seq.translator import Translator, build_model
+from seq2seq.models.builder import build_model
+from seq2seq.translator import Translator
 from seq2seq.vocab import BOS_ID, EOS_ID, PAD_ID
 
 WORDS = {"haus": "house", "katze": "cat", "hund": "dog", "rot": "red", "blau": "blue", "gross": "big",

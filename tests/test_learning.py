@@ -13,7 +13,8 @@ from seq2seq.datamodule import TranslationDataModule
 from seq2seq.module import TranslationModule
 from seq2seq.tokenizer import train_sentencepiece
 from seq2seq.train import cpu_runs_rnns_in_bf16
-from seq2seq.translator import build_model, translate
+from seq2seq.models.builder import build_model
+from seq2seq.translator import translate
 
 WORDS = {"der": "the", "hund": "dog", "katze": "cat", "sieht": "sees", "mag": "likes", "ein": "a",
          "rote": "red", "kleine": "small", "ball": "ball", "mann": "man", "frau": "woman", "haus": "house"}

@@ -8,7 +8,7 @@ import torch.nn as nn
 from hydra.errors import InstantiationException
 from omegaconf import OmegaConf
 
-from seq2seq.config import check_model
+from seq2seq.models.builder import check_model
 from seq2seq.errors import ConfigError
 from seq2seq.models import ConvSeq2Seq, Seq2Seq, Transformer
 from seq2seq.models.transformer import CACHE_CAPACITY
@@ -42,7 +42,7 @@ def step_through(model: nn.Module, src: torch.Tensor, lens: torch.Tensor, tgt_in
 
 @pytest.mark.parametrize("name", NAMES)
 def test_yaml_passes_the_config_check_as_is(name):
-    check_model(OmegaConf.load(CONF_DIR / f"{name}.yaml"), source=name)
+    check_model(OmegaConf.to_container(OmegaConf.load(CONF_DIR / f"{name}.yaml"), resolve=True), source=name)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -184,7 +184,7 @@ def test_unknown_cell_or_attention_is_rejected_with_the_key_named():
         cfg = OmegaConf.load(CONF_DIR / "lstm_bahdanau.yaml")
         cfg[key] = value
         with pytest.raises(ConfigError, match=key):
-            check_model(cfg)
+            check_model(OmegaConf.to_container(cfg, resolve=True))
 
 
 @torch.no_grad()

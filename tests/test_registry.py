@@ -183,3 +183,43 @@ def test_restore_names_what_is_wrong(origin, tmp_path):
     form = sh([sys.executable, "-m", "seq2seq.registry", "restore", "runs:/abc/model"], cwd=origin["repo"],
               env=run_env(MLFLOW_TRACKING_URI=origin["db"]), check=False)
     assert form.returncode == 1 and "expected models:/<name>/<version>" in form.stderr, form.stderr
+
+
+def test_restore_refuses_a_dirty_tree_and_says_how_to_get_back(origin):
+    clone = origin["tmp"] / "dirty-clone"
+    sh(["git", "clone", "-q", str(origin["repo"]), str(clone)], cwd=origin["tmp"])
+    head = sh(["git", "rev-parse", "HEAD"], cwd=clone).stdout.strip()
+    (clone / "README.md").write_text("my unsaved notes\n")
+    env = run_env(MLFLOW_TRACKING_URI=origin["db"])
+    refused = sh([sys.executable, "-m", "seq2seq.registry", "restore", f"models:/{NAME}/1"], cwd=clone, env=env, check=False)
+    assert refused.returncode == 1 and "uncommitted changes (README.md)" in refused.stderr and "--force" in refused.stderr
+    assert (clone / "README.md").read_text() == "my unsaved notes\n"
+    assert sh(["git", "rev-parse", "HEAD"], cwd=clone).stdout.strip() == head
+    forced = sh([sys.executable, "-m", "seq2seq.registry", "restore", "--force", f"models:/{NAME}/1"], cwd=clone, env=env)
+    assert "To go back: `git checkout --force main`" in forced.stdout
+    sh(["git", "checkout", "--force", "main"], cwd=clone)
+    assert sh(["git", "symbolic-ref", "--short", "HEAD"], cwd=clone).stdout.strip() == "main"
+
+
+def test_restore_refuses_a_logged_params_file_that_names_code(origin, tmp_path):
+    """A version whose lineage/params.yaml (from the store: anyone with write access) names a call
+    is refused before anything is checked out or written, and the call never happens."""
+    mlc, repo = origin["mlc"], origin["repo"]
+    victim = tmp_path / "victim.txt"
+    victim.write_text("untouched")
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["model"]["hidden_size"] = {"_target_": "shutil.copyfile", "_args_": [str(repo / "params.yaml"), str(victim)]}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    run = mlc.create_run(mlc.get_experiment_by_name("seq2seq").experiment_id)
+    mlc.log_artifact(run.info.run_id, str(tmp_path / "params.yaml"), artifact_path="lineage")
+    head = sh(["git", "rev-parse", "HEAD"], cwd=repo).stdout.strip()
+    version = mlc.create_model_version(NAME, source=f"{run.info.artifact_uri}/lineage", run_id=run.info.run_id,
+                                       tags={"git.commit": head})
+    clone = tmp_path / "clone"
+    sh(["git", "clone", "-q", str(repo), str(clone)], cwd=tmp_path)
+    before = (clone / "params.yaml").read_text()
+    refused = sh([sys.executable, "-m", "seq2seq.registry", "restore", f"models:/{NAME}/{version.version}"], cwd=clone,
+                 env=run_env(MLFLOW_TRACKING_URI=origin["db"]), check=False)
+    assert refused.returncode == 1 and "model.hidden_size._target_" in refused.stderr, refused.stderr
+    assert victim.read_text() == "untouched" and (clone / "params.yaml").read_text() == before
+    mlc.delete_model_version(NAME, version.version)

@@ -10,7 +10,7 @@ from seq2seq.errors import ConfigError
 from seq2seq.module import TranslationModule
 from seq2seq import train
 from seq2seq.train import slow_cpu_bf16_warning
-from seq2seq.translator import build_model
+from seq2seq.models.builder import build_model
 
 
 class Tiny(torch.nn.Module):

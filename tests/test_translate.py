@@ -54,7 +54,7 @@ def test_the_inference_library_loads_no_training_stack():
     import subprocess
     import sys
 
-    code = ("import sys; from seq2seq.translator import Translator, build_model; "
+    code = ("import sys; from seq2seq.translator import Translator; from seq2seq.models.builder import build_model; "
             "build_model({'_target_': 'seq2seq.models.Transformer', 'd_model': 8, 'n_heads': 2, 'ff_size': 8}, 9, 9); "
             "build_model({'_target_': 'seq2seq.models.ConvSeq2Seq', 'emb_size': 8, 'hidden_size': 8}, 9, 9); "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in "
@@ -64,9 +64,10 @@ def test_the_inference_library_loads_no_training_stack():
 
 
 def test_build_model_builds_only_model_classes():
-    from seq2seq.errors import DataError
-    from seq2seq.translator import build_model
+    from seq2seq.errors import ConfigError
+    from seq2seq.models.builder import build_model
 
-    for target in ("os.system", "seq2seq.models._private", "seq2seq.models.RecurrentEncoderX", "builtins.eval"):
-        with pytest.raises(DataError, match="is not a"):
+    for target in ("os.system", "seq2seq.models._private", "seq2seq.models.RecurrentEncoderX", "builtins.eval",
+                   "seq2seq.models.RecurrentEncoder", "seq2seq.models.Dropout"):
+        with pytest.raises(ConfigError, match="is not a model class"):
             build_model({"_target_": target}, 9, 9)

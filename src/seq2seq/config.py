@@ -2,16 +2,25 @@
 
 Stages never compose conf/ themselves: `dvc exp run -S` writes its overrides into params.yaml,
 so reading params.yaml is the only way every override is honoured (treeverse/dvc#10186).
+
+params.yaml reaches a user from git, `dvc exp apply` and `registry restore`, so it is data: the
+check refuses, naming the key, any Hydra special key (`_target_` outside `model`, `_args_`,
+`_partial_`, ...), any `${...}` interpolation (DVC resolves them when it composes conf/, so one
+still there was written by hand and could read the environment), any credential, and any key the
+schema does not know (with the closest known key), before anything is imported or called.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from seq2seq import credentials
 from seq2seq.errors import ConfigError
+from seq2seq.io import redact
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
@@ -146,7 +155,8 @@ class RegistrySchema:
 class Schema:
     data: DataSchema = field(default_factory=DataSchema)
     tokenizer: TokenizerSchema = field(default_factory=TokenizerSchema)
-    # Each model has its own keys: they are checked against its constructor (check_model).
+    # Each model has its own keys: they are checked against its constructor
+    # (seq2seq.models.builder.check_model, run by the check stage).
     model: dict[str, Any] = field(default_factory=dict)
     trainer: TrainerSchema = field(default_factory=TrainerSchema)
     decode: DecodeSchema = field(default_factory=DecodeSchema)
@@ -172,9 +182,13 @@ _UNIT_INTERVAL = ("trainer.label_smoothing", "trainer.lr_factor")
 
 
 def validate(cfg: DictConfig, source: str = "params.yaml") -> None:
-    """Raise ConfigError naming the key when a parameter is unknown, missing, mistyped or out of range."""
+    """Raise ConfigError naming the key when a parameter is unknown, missing, mistyped or out of
+    range, or when the file is not plain data (see the module docstring)."""
     from omegaconf.errors import OmegaConfBaseException
 
+    raw = OmegaConf.to_container(cfg, resolve=False)
+    check_data(raw, source)
+    check_known(raw, source)
     try:
         OmegaConf.merge(OmegaConf.structured(Schema), cfg)
         OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
@@ -204,50 +218,72 @@ def validate(cfg: DictConfig, source: str = "params.yaml") -> None:
     if cfg.registry.engine == "ctranslate2" and not str(cfg.model.get("_target_")).endswith(".Transformer"):
         raise ConfigError(f"{source}: registry.engine=ctranslate2 needs a Transformer (model._target_ is "
                           f"{cfg.model.get('_target_')}): CTranslate2 runs no recurrent or convolutional models")
-    check_model(cfg.model, source)
 
 
-def check_model(model_cfg, source: str = "params.yaml") -> None:
-    """Build the configured model on a toy vocabulary: unknown keys and bad values fail here,
-    before any stage works, with the key named."""
-    import inspect
+def _walk(node, prefix: str = ""):
+    """(dotted key, last key, value) of every key and list item below `node`, depth first."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for k, v in items:
+        key = f"{prefix}[{k}]" if isinstance(node, list) else f"{prefix}{'.' if prefix else ''}{k}"
+        yield key, k, v
+        yield from _walk(v, key)
 
-    from hydra.utils import get_class, instantiate
 
-    target = model_cfg.get("_target_")
-    try:
-        cls = get_class(target)
-    except Exception:  # noqa: BLE001 - hydra raises several types for a bad path
-        raise ConfigError(f"{source}: model._target_={target!r} is not an importable class") from None
-    accepted = inspect.signature(cls).parameters
-    if not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
-        unknown = sorted(k for k in model_cfg if k != "_target_" and k not in accepted)
-        if unknown:
-            raise ConfigError(f"{source}: unknown parameter model.{unknown[0]} for {target} "
-                              f"(accepted: {', '.join(k for k in accepted if k not in _MODEL_RUNTIME_ARGS)})")
-    for name, param in accepted.items():
-        if name not in model_cfg or param.default is inspect.Parameter.empty:
+def check_data(raw: dict, source: str = "params.yaml") -> None:
+    """ConfigError naming the first key that would make params.yaml more than data: a Hydra special
+    key anywhere but `model._target_`, an interpolation, or a credential."""
+    for key, name, value in _walk(raw):
+        if isinstance(name, str) and "${" in name:
+            raise ConfigError(f"{source}: key {key!r}: interpolations are not accepted in params.yaml")
+        if isinstance(name, str) and name.startswith("_") and name.endswith("_") and key != "model._target_":
+            raise ConfigError(f"{source}: {key}: Hydra's special keys (_target_, _args_, _partial_, ...) are not "
+                              "accepted here; params.yaml is data and names no code to call (only model._target_, "
+                              "a model class of seq2seq.models)")
+        if not isinstance(value, str):
             continue
-        value, default = model_cfg[name], param.default
-        if isinstance(default, bool) and not isinstance(value, bool):
-            raise ConfigError(f"{source}: model.{name}={value!r} must be true or false")
-        if isinstance(default, int) and not isinstance(default, bool) and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
-            raise ConfigError(f"{source}: model.{name}={value!r} must be a positive integer")
-        if isinstance(default, float) and not (isinstance(value, (int, float)) and not isinstance(value, bool)):
-            raise ConfigError(f"{source}: model.{name}={value!r} must be a number")
-        if "dropout" in name and not 0 <= value < 1:
-            raise ConfigError(f"{source}: model.{name}={value!r} must be in [0, 1)")
-        if isinstance(default, str) and not isinstance(value, str):
-            raise ConfigError(f"{source}: model.{name}={value!r} must be a string")
-    try:
-        instantiate(model_cfg, src_vocab_size=8, tgt_vocab_size=8, pad_id=0, bos_id=2, eos_id=3)
-    except Exception as e:  # noqa: BLE001 - the constructor's own checks, whatever they raise
-        cause = e.__cause__ or e
-        raise ConfigError(f"{source}: bad model parameters for {target}: {cause}") from None
+        if "${" in value:
+            raise ConfigError(f"{source}: {key}={redact(value)!r}: interpolations ${{...}} are not accepted in "
+                              "params.yaml (DVC resolves those of conf/ when it composes params.yaml; one left there "
+                              "was written by hand and could read the environment): write the value itself")
+        if (what := credentials.find(value)):
+            raise ConfigError(f"{source}: {key} carries {what} (value not shown); {credentials.WHERE_CREDENTIALS_GO}")
 
 
-# Filled in at build time from the tokenizer, never in conf/.
-_MODEL_RUNTIME_ARGS = ("src_vocab_size", "tgt_vocab_size", "pad_id", "bos_id", "eos_id")
+def _schema_keys(schema: type, prefix: str = "") -> dict[str, type | None]:
+    """Every key of the schema, dotted, with its dataclass type for sections (None for leaves)."""
+    import dataclasses
+    import typing
+
+    keys = {}
+    hints = typing.get_type_hints(schema)
+    for f in dataclasses.fields(schema):
+        kind = hints[f.name] if dataclasses.is_dataclass(hints[f.name]) else None
+        keys[prefix + f.name] = kind
+        if kind is not None:
+            keys.update(_schema_keys(kind, f"{prefix}{f.name}."))
+    return keys
+
+
+def did_you_mean(key: str, known, prefix: str = "") -> str:
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {prefix}{close[0]}?)" if close else ""
+
+
+def check_known(raw: dict, source: str = "params.yaml") -> None:
+    """ConfigError naming the first key the schema does not know, and the closest known key (the
+    model section's keys are its class's: seq2seq.models.builder.check_model)."""
+    known = _schema_keys(Schema)
+
+    def visit(node: dict, prefix: str) -> None:
+        for k, v in node.items():
+            key = f"{prefix}{k}"
+            if key not in known:
+                raise ConfigError(f"{source}: unknown parameter {key}{did_you_mean(key, known)}; "
+                                  "remove it from params.yaml (or from the -S/--set-param override)")
+            if known[key] is not None and isinstance(v, dict):
+                visit(v, key + ".")
+
+    visit(raw, "")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,8 +2,10 @@
 
     python -m seq2seq.download --params params.yaml --out data/raw [--cache-dir data/.downloads]
 
-data.source=iwslt14: the archive {src}-{tgt}.tgz comes from data.archive (a local path, file://
-or http(s) URL) or else from the first of data.mirrors that delivers it. Downloads land in
+data.source=iwslt14: the archive {src}-{tgt}.tgz comes from $SEQ2SEQ_ARCHIVE_URL (an address with a
+secret in it, e.g. pre-signed: kept out of params.yaml and dvc.lock; data.md5 still pins what it
+delivers), else data.archive (a local path, file:// or http(s) URL), else the first of data.mirrors
+that delivers it. A server that wants a user and password gets them from ~/.netrc (requests reads it). Downloads land in
 --cache-dir (outside DVC's outputs, so a partial `<pair>.tgz.part` survives and is resumed with
 a Range request). The MD5 is checked against data.md5[pair], then the archive is extracted
 safely: <out>/{src}-{tgt}/train.tags.* and IWSLT14.*.xml.
@@ -40,6 +42,7 @@ from seq2seq.stage import run_stage
 log = logging.getLogger("seq2seq.download")  # not __name__: that is __main__ under -m
 
 DEFAULT_CACHE = "data/.downloads"
+ARCHIVE_URL_VAR = "SEQ2SEQ_ARCHIVE_URL"  # an archive address with a secret in it (never a param)
 SPLITS = ("train", "valid", "test")
 CHUNK = 1 << 16
 
@@ -122,7 +125,7 @@ def _get(url: str, part: Path, timeout: float) -> None:
     try:
         with requests.get(url, headers=headers, stream=True, timeout=timeout) as r:
             if r.status_code == 416 and offset:
-                log.info("%s: server has no bytes past %d; checking the partial file", url, offset)
+                log.info("%s: server has no bytes past %d; checking the partial file", redact(url), offset)
                 return
             if r.status_code >= 500:
                 raise _Retry(f"HTTP {r.status_code} {r.reason}")
@@ -228,7 +231,10 @@ def get_archive(data, cache_dir: str | os.PathLike = DEFAULT_CACHE, **fetch_kw) 
     md5 = (data.md5 or {}).get(pair)
     hint = (f"Download {pair}.tgz some other way, then run with "
             f"`-S data.archive=/path/to/{pair}.tgz` or set data.archive in conf/data/iwslt14.yaml.")
-    if data.archive:
+    if os.environ.get(ARCHIVE_URL_VAR):
+        urls = [os.environ[ARCHIVE_URL_VAR]]
+        log.info("%s: from $%s", redact(urls[0]), ARCHIVE_URL_VAR)
+    elif data.archive:
         url = urlparse(str(data.archive))
         if url.scheme in ("http", "https"):
             urls = [str(data.archive)]

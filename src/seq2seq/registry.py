@@ -235,27 +235,51 @@ def resolve(model_uri: str, uri: str) -> tuple[object, str]:
     return mv, mv.run_id
 
 
-def restore(model_uri: str, uri: str, workdir: Path = Path(".")) -> dict:
+def restore(model_uri: str, uri: str, workdir: Path = Path("."), force: bool = False) -> dict:
     """In a clone of the repository: check out the version's git commit and put back its
-    params.yaml, dvc.lock and the upstream stages' metrics and plots files, so that `dvc pull --with-deps train && dvc repro` fetch its data and
-model and evaluate it again: exactly the version's scores."""
+    params.yaml, dvc.lock and the upstream stages' metrics and plots files, so that
+    `dvc pull --with-deps train && dvc repro` fetch its data and model and evaluate it again:
+    exactly the version's scores. Refuses a working tree with uncommitted changes to tracked
+    files unless `force` (they would be overwritten), and a logged params.yaml that fails the
+    config check (it comes from the store: data, never code). Returns what to print, including
+    the branch or commit to go back to."""
+    from seq2seq.check import check
+
+    workdir = Path(workdir)
     mv, run_id = resolve(model_uri, uri)
     commit = mv.tags.get("git.commit", "unknown")
     if commit == "unknown":
         raise Seq2SeqError(f"{model_uri}: the version has no git commit tag")
     if mv.tags.get("dvc.lock", "").startswith("not run by dvc"):
         raise Seq2SeqError(f"{model_uri}: its evaluation did not run under DVC; there is no dvc.lock to restore")
-    proc = subprocess.run(["git", "checkout", "-q", commit], cwd=workdir, capture_output=True, text=True)
-    if proc.returncode:
-        raise Seq2SeqError(f"git checkout {commit} failed: {proc.stderr.strip()}")
+    changed = _git_in(workdir, "status", "--porcelain", "--untracked-files=no")
+    if changed and not force:
+        files = ", ".join(line[3:] for line in changed.splitlines()[:10])
+        raise Seq2SeqError(f"{workdir.resolve()}: uncommitted changes ({files}) would be overwritten; commit or stash "
+                           "them (git stash), or pass --force to discard them")
+    back = (_git_in(workdir, "symbolic-ref", "-q", "--short", "HEAD") or _git_in(workdir, "rev-parse", "HEAD") or "").strip()
     mlc = tracking.client(uri)
     with tempfile.TemporaryDirectory() as tmp:
         logged = Path(mlc.download_artifacts(run_id, "lineage", tmp))
+        if (logged / "params.yaml").is_file():
+            check(logged / "params.yaml")  # ConfigError naming the key: nothing is checked out or written
+        proc = subprocess.run(["git", "checkout", "-q", *(["--force"] if force else []), commit], cwd=workdir,
+                              capture_output=True, text=True)
+        if proc.returncode:
+            raise Seq2SeqError(f"git checkout {commit} failed: {proc.stderr.strip()}")
         for path in sorted(p for p in logged.rglob("*") if p.is_file()):
-            dest = Path(workdir) / path.relative_to(logged)
+            dest = workdir / path.relative_to(logged)
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, dest)
-    return {"commit": commit, "dirty": mv.tags.get("git.dirty"), "run_id": run_id, "experiment": mv.tags.get("dvc.exp_name")}
+    return {"commit": commit, "dirty": mv.tags.get("git.dirty"), "run_id": run_id, "experiment": mv.tags.get("dvc.exp_name"),
+            "back": back}
+
+
+def _git_in(workdir: Path, *args: str) -> str | None:
+    try:
+        return subprocess.run(["git", *args], cwd=workdir, capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -266,13 +290,15 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("restore", help="check out the git commit, params.yaml and dvc.lock of a registered version")
     p.add_argument("model_uri", help="models:/<name>/<version>")
     p.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db")
+    p.add_argument("--force", action="store_true", help="overwrite uncommitted changes to tracked files")
     args = parser.parse_args(argv)
 
     def run() -> None:
         uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path('mlflow.db').resolve()}"
-        info = restore(args.model_uri, uri)
+        info = restore(args.model_uri, uri, force=args.force)
         print(f"{args.model_uri}: run {info['run_id']}, experiment {info['experiment'] or '-'}, commit {info['commit']}"
-              f" with params.yaml and dvc.lock of the run; now `dvc pull --with-deps train && dvc repro`")
+              f" (detached HEAD) with params.yaml and dvc.lock of the run; now `dvc pull --with-deps train && dvc repro`."
+              f"\nTo go back: `git checkout --force {info['back'] or '<your branch>'}` (drops the restored files)")
         if info["dirty"] == "true":
             print("warning: the run's working tree differed from that commit (tag git.dirty_files names the files); "
                   "the reproduction may differ", file=sys.stderr)

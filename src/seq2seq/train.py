@@ -40,7 +40,7 @@ from seq2seq.io import atomic_path, write_json, write_text
 from seq2seq.module import TranslationModule
 from seq2seq.resume import resumable, run_fingerprint
 from seq2seq.stage import run_stage
-from seq2seq.translator import build_model
+from seq2seq.models.builder import build_model, check_model
 
 N_ATTENTION_MAPS = 3  # the first valid sentences, drawn after each validation
 # The state folder holds state.json beside the checkpoints on purpose.
@@ -119,6 +119,7 @@ def run(cfg, data: Path, tokenizer: Path, out: Path, metrics: Path, state_dir: P
                                t.num_workers, cfg.seed, val_max_sentences=t.val_max_sentences,
                                pad_multiple=t.pad_multiple)
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    check_model(model_cfg)
     model = build_model(model_cfg, dm.src_vocab_size, dm.tgt_vocab_size)
     module = TranslationModule(
         model, dm.detokenize, dm.valid_refs, lr=t.lr, weight_decay=t.weight_decay,

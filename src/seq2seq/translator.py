@@ -7,13 +7,12 @@
 
 It imports torch, sentencepiece and the model code only (neither Lightning, Hydra, OmegaConf nor
 MLflow, tested), so that anything that translates — the evaluate stage, the translate command,
-the benchmarks, a service — loads fast and carries nothing of the training stack. The train stage
-builds its model here too (`build_model`), so one function turns a model config into a model.
+the benchmarks, a service — loads fast and carries nothing of the training stack. Models are built
+by seq2seq.models.builder, as the train stage and the config check build them.
 """
 
 from __future__ import annotations
 
-import importlib
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,27 +22,9 @@ import torch
 from tqdm import tqdm
 
 from seq2seq.errors import DataError
+from seq2seq.models.builder import build_model
 from seq2seq.search import beam_search, greedy_search
 from seq2seq.vocab import BOS_ID, EOS_ID, PAD_ID
-
-MODEL_PACKAGE = "seq2seq.models"
-
-
-def build_model(model_cfg: dict, src_vocab_size: int, tgt_vocab_size: int) -> torch.nn.Module:
-    """The model a config names: `_target_` (a class of seq2seq.models) called with the config's
-    other keys, the vocabulary sizes and the special ids. Only seq2seq.models classes are built,
-    so that a checkpoint from someone else cannot name any other callable."""
-    cfg = dict(model_cfg)
-    target = str(cfg.pop("_target_"))
-    module, _, name = target.rpartition(".")
-    if module != MODEL_PACKAGE or name.startswith("_"):
-        raise DataError(f"model _target_ {target!r} is not a class of {MODEL_PACKAGE}")
-    cls = getattr(importlib.import_module(module), name, None)
-    if not isinstance(cls, type) or not issubclass(cls, torch.nn.Module):
-        raise DataError(f"model _target_ {target!r} is not a model class of {MODEL_PACKAGE}")
-    return cls(src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size, pad_id=PAD_ID, bos_id=BOS_ID,
-               eos_id=EOS_ID, **cfg)
-
 
 def load_model(checkpoint: str | Path) -> tuple[torch.nn.Module, dict]:
     """Rebuild the model from a checkpoint alone, loading tensors only (no pickled code runs).
@@ -56,7 +37,7 @@ def load_model(checkpoint: str | Path) -> tuple[torch.nn.Module, dict]:
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, KeyError, TypeError, IndexError) as e:
         why = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
         raise DataError(f"{checkpoint}: not a checkpoint of this project's train stage ({why})") from None
-    model = build_model(meta["model"], meta["src_vocab_size"], meta["tgt_vocab_size"])
+    model = build_model(meta["model"], meta["src_vocab_size"], meta["tgt_vocab_size"], source=str(checkpoint))
     state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()}
     model.load_state_dict(state)
     return model.eval(), meta

@@ -1,0 +1,204 @@
+"""Stage 6: put this pipeline run's evaluation into MLflow, completing whatever an earlier try missed.
+
+    python -m seq2seq.track --params params.yaml --data data/prepared --tokenizer data/tokenizer \
+        --checkpoints data/train/checkpoints --run data/train/mlflow_run.json --evaluate data/evaluate \
+        --metrics metrics/test.json --train-metrics metrics/train.json --history plots/history.csv
+
+DVC runs this stage every time (`always_changed`), after the cached ones: when DVC restores
+`evaluate` (or `train`) from its run cache for a new experiment, the scores still reach MLflow, so
+every experiment `dvc exp show` lists has its run with the same params and scores.
+
+Keyed, so that running it again adds nothing: an evaluation is identified by the training run,
+every param, the checkpoint's MD5 and the scores (tag `seq2seq.eval_key`). A run already complete
+under that key gets only the experiment's name added (tag `dvc.exp_names`). Otherwise the scores go
+into the run the train stage created, if no evaluation has claimed it yet, else into a new run
+holding every param and `seq2seq.model_run_id` (DVC reused the model: `-S decode.beam_size=10`).
+The run is tagged `seq2seq.evaluated` last, after scores, artifacts and the registered model, so a
+crash in between leaves a run that the next `dvc repro` completes. The training curves and summary
+that the train stage could not deliver (server away mid-run) are added from plots/ and metrics/.
+
+MLflow trouble fails this stage, naming the store, after the outputs of every other stage are
+safe; `dvc repro` (or `dvc exp run` again: the other stages come from DVC's cache) repairs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from seq2seq import registry, tracking
+from seq2seq.config import load_params
+from seq2seq.errors import DataError, Seq2SeqError
+from seq2seq.io import md5sum
+from seq2seq.stage import run_stage
+
+EVAL_KEY = "seq2seq.eval_key"  # set when a run is claimed for an evaluation
+EVALUATED = "seq2seq.evaluated"  # set last: the run holds everything
+EXP_NAMES = "dvc.exp_names"  # every DVC experiment this evaluation belongs to
+SCORES = ("bleu", "chrf", "ter", "bleu_tok_lc")
+CURVES = ("train_loss_epoch", "valid_loss", "valid_ppl", "valid_bleu")  # MLflow names of plots/history.csv's columns
+
+
+def evaluation_key(trained_id: str, cfg, checkpoint_md5: str, scores: dict) -> str:
+    blob = json.dumps({"model_run": trained_id, "params": tracking.flatten(OmegaConf.to_container(cfg, resolve=True)),
+                       "checkpoint_md5": checkpoint_md5, "scores": scores}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def model_run(cfg, run_file: Path) -> tuple[str, str, bool]:
+    """(tracking URI, the train stage's run id, whether the store holds that run). Seq2SeqError when
+    the store cannot be reached, or when it is not the store the train stage used and does not hold
+    the run (scores would land away from their model)."""
+    trained = json.loads(run_file.read_text())
+    uri = tracking.tracking_uri(cfg)
+    mlc = tracking.open_store(uri)
+    try:
+        mlc.get_run(trained["run_id"])
+        found = True
+    except Exception:  # noqa: BLE001 - MlflowException: no such run in this store
+        found = False
+    if not found and tracking.redact(uri) != trained["tracking_uri"]:
+        raise Seq2SeqError(
+            f"{run_file}: the model was trained in MLflow run {trained['run_id']} of {trained['tracking_uri']}, "
+            f"but this pipeline would log to {tracking.redact(uri)}, which does not hold that run; set "
+            "MLFLOW_TRACKING_URI (or mlflow.tracking_uri) to the store the train stage used, or retrain "
+            "(dvc repro --force train)")
+    return uri, trained["run_id"], found
+
+
+def claim(mlc, cfg, uri: str, trained_id: str, found: bool, key: str) -> tuple[str, bool]:
+    """(the run this evaluation goes into, whether it is complete already). Under the store's lock,
+    so that parallel queue workers never share a run or create two for one key."""
+    with tracking.store_lock(uri):
+        exp = mlc.get_experiment_by_name(cfg.mlflow.experiment_name)
+        if exp is not None:
+            runs = mlc.search_runs([exp.experiment_id], filter_string=f"tags.`{EVAL_KEY}` = '{key}'", max_results=1)
+            if runs:
+                return runs[0].info.run_id, runs[0].data.tags.get(EVALUATED) == "true"
+        if found and not {EVAL_KEY, EVALUATED} & set(mlc.get_run(trained_id).data.tags):
+            mlc.set_tag(trained_id, EVAL_KEY, key)
+            return trained_id, False
+        _, run_id = tracking.start_run(cfg, {"seq2seq.model_run_id": trained_id, EVAL_KEY: key})
+        return run_id, False
+
+
+def name_experiment(mlc, run_id: str, rename: bool) -> None:
+    """Add this DVC experiment to the run's `dvc.exp_names`; with `rename`, the run also takes its
+    name (the experiment that finished a resumed training names it)."""
+    name = os.environ.get("DVC_EXP_NAME")
+    if not name:
+        return
+    tags = mlc.get_run(run_id).data.tags
+    names = tags.get(EXP_NAMES, tags.get("dvc.exp_name", "")).split()
+    if name not in names:
+        mlc.set_tag(run_id, EXP_NAMES, " ".join([*names, name]))
+    if rename:
+        mlc.set_tag(run_id, "dvc.exp_name", name)
+        mlc.set_tag(run_id, "mlflow.runName", name)
+
+
+def repair_training(mlc, run_id: str, history_csv: Path, train_metrics: Path) -> int:
+    """Log the curves (plots/history.csv) and summary (metrics/train.json) that the train stage's
+    run lacks; returns how many values were added (0 when it holds them all)."""
+    from mlflow.entities import Metric
+
+    added = []
+    if history_csv.exists():
+        rows = list(csv.DictReader(history_csv.open(encoding="utf-8")))
+        columns = {"train_loss_epoch": "train_loss", "valid_loss": "valid_loss", "valid_ppl": "valid_ppl",
+                   "valid_bleu": "valid_bleu"}
+        for name, column in columns.items():
+            logged = {m.step for m in mlc.get_metric_history(run_id, name)}
+            added += [Metric(name, float(r[column]), 0, int(r["step"])) for r in rows
+                      if r.get(column) not in (None, "") and int(r["step"]) not in logged]
+    if train_metrics.exists():
+        have = mlc.get_run(run_id).data.metrics
+        summary = json.loads(train_metrics.read_text())
+        added += [Metric(f"train.{k}", float(v), 0, 0) for k, v in summary.items() if f"train.{k}" not in have]
+    for i in range(0, len(added), 500):
+        mlc.log_batch(run_id, metrics=added[i : i + 500])
+    return len(added)
+
+
+def log_evaluation(mlc, run_id: str, cfg, scores: dict, checkpoint: Path, checkpoint_md5: str, tokenizer: Path,
+                   evaluate_dir: Path, metrics: Path, params_file: Path, examples: list[str]) -> str | None:
+    """Scores, signatures, hypotheses and the registered model into run `run_id`; each step may be
+    repeated (a repair): re-logging writes the same values, and the model is registered once a run."""
+    mlc.set_tag(run_id, "seq2seq.checkpoint_md5", checkpoint_md5)
+    for name in SCORES:
+        mlc.log_metric(run_id, f"test_{name}", scores[name])
+        mlc.set_tag(run_id, f"test_{name}_signature", scores[f"{name}_signature"])
+    hyps = evaluate_dir / "hyps.txt"
+    mlc.log_param(run_id, "test.sentences", sum(1 for _ in hyps.open(encoding="utf-8")))
+    mlc.set_tag(run_id, "test_checkpoint", cfg.decode.checkpoint)
+    for path in (hyps, metrics):
+        mlc.log_artifact(run_id, str(path), artifact_path="evaluate")
+    return registry.log_model(mlc, run_id, cfg, checkpoint, tokenizer, params_file, examples, scores)
+
+
+def run(cfg, data: Path, tokenizer: Path, checkpoints: Path, run_file: Path, evaluate_dir: Path, metrics: Path,
+        train_metrics: Path, history_csv: Path, params_file: Path = Path("params.yaml")) -> str:
+    """Log the evaluation (see the module docstring); returns the run id."""
+    checkpoint = checkpoints / f"{cfg.decode.checkpoint}.ckpt"
+    for path in (checkpoint, metrics, evaluate_dir / "hyps.txt", run_file):
+        if not path.exists():
+            raise DataError(f"{path}: not found (run the train and evaluate stages first)")
+    scores = json.loads(metrics.read_text())
+    checkpoint_md5 = md5sum(checkpoint)
+    uri, trained_id, found = model_run(cfg, run_file)
+    key = evaluation_key(trained_id, cfg, checkpoint_md5, scores)
+    mlc = tracking.client(uri)
+    run_id = None
+    try:
+        run_id, complete = claim(mlc, cfg, uri, trained_id, found, key)
+        name_experiment(mlc, run_id, rename=not complete)
+        if found and (added := repair_training(mlc, trained_id, history_csv, train_metrics)):
+            print(f"mlflow: {added} training values the train stage could not log added to run {trained_id}")
+        if complete:
+            print(f"mlflow: this evaluation is in run {run_id} of {tracking.redact(uri)} already; nothing added")
+            return run_id
+        with open(data / f"test.{cfg.data.src}", encoding="utf-8") as f:
+            examples = [line.rstrip("\n") for line, _ in zip(f, range(3))]
+        version = log_evaluation(mlc, run_id, cfg, scores, checkpoint, checkpoint_md5, tokenizer, evaluate_dir,
+                                 metrics, params_file, examples)
+        mlc.set_tag(run_id, EVALUATED, "true")  # last: the run holds everything
+        if run_id != trained_id:  # a run of this stage's own ends here (the train stage ends its own)
+            mlc.set_terminated(run_id)
+    except Seq2SeqError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any tracking failure: say how to complete it
+        where = f"run {run_id}" if run_id else "a run"
+        raise Seq2SeqError(f"MLflow {tracking.redact(uri)}: logging the evaluation into {where} failed "
+                           f"({tracking.first_line(e)}); every other stage's outputs are saved and the scores are in "
+                           f"{metrics}. Once the store is back, `dvc repro` (or the same `dvc exp run` again) reruns "
+                           "only this stage and completes the run") from None
+    print(f"mlflow: test scores in run {run_id} of {tracking.redact(uri)}"
+          + ("" if run_id == trained_id else f" (the model comes from run {trained_id})")
+          + (f"; registered as {version}" if version else ""))
+    return run_id
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m seq2seq.track", description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--data", type=Path, default=Path("data/prepared"))
+    parser.add_argument("--tokenizer", type=Path, default=Path("data/tokenizer"))
+    parser.add_argument("--checkpoints", type=Path, default=Path("data/train/checkpoints"))
+    parser.add_argument("--run", type=Path, default=Path("data/train/mlflow_run.json"))
+    parser.add_argument("--evaluate", type=Path, default=Path("data/evaluate"))
+    parser.add_argument("--metrics", type=Path, default=Path("metrics/test.json"))
+    parser.add_argument("--train-metrics", type=Path, default=Path("metrics/train.json"))
+    parser.add_argument("--history", type=Path, default=Path("plots/history.csv"))
+    args = parser.parse_args(argv)
+    run_stage(lambda: run(load_params(args.params), args.data, args.tokenizer, args.checkpoints, args.run,
+                          args.evaluate, args.metrics, args.train_metrics, args.history, Path(args.params)))
+
+
+if __name__ == "__main__":
+    main()
