@@ -318,3 +318,49 @@ def test_mlflow_over_http(smoke_repo, tmp_path):
     gone = sh(track, cwd=smoke_repo, env=run_env(MLFLOW_TRACKING_URI=server.uri), check=False)  # server stopped
     assert gone.returncode == 1 and "cannot be reached" in gone.stderr and server.uri in gone.stderr, gone.stderr
     assert len(mlflow_runs(f"sqlite:///{smoke_repo / 'mlflow.db'}")) == sqlite_runs  # nothing logged elsewhere
+
+
+def places_holding(repo: Path, secret: bytes, objects: str = "reachable") -> list[str]:
+    """Every file under `repo` (.git's refs and logs, .dvc/cache/runs, .dvc/tmp, mlflow.db,
+    mlartifacts/ and the outputs included) whose bytes hold `secret`, and git's objects, decompressed:
+    those reachable from any ref (experiments included), or all of them."""
+    found = [p.relative_to(repo).as_posix() for p in repo.rglob("*")
+             if p.is_file() and not p.is_symlink() and ".git/objects/" not in p.as_posix() and secret in p.read_bytes()]
+    if objects == "reachable":
+        names = sh(["git", "rev-list", "--objects", "--all", "--reflog"], cwd=repo).stdout.split()
+        names = "\n".join(n for n in names if len(n) == 40)
+    else:
+        names = None
+    args = ["git", "cat-file", "--batch"] + ([] if names is not None else ["--batch-all-objects"])
+    content = subprocess.run(args, cwd=repo, input=(names or "").encode(), capture_output=True, check=True).stdout
+    return found + ([f"{objects} git objects"] if secret in content else [])
+
+
+def test_credentials_in_params_reach_nothing_shared(smoke_repo, data_overrides):
+    """A credential in each place a user might put one: every run stops at the check stage naming
+    the key and where credentials go, and afterwards the secret is nowhere in the repository but
+    the workspace's params.yaml the user edited."""
+    secret = "-".join(["Sh0uld", "N0t", "Leak", "7781"])  # built, so that this file does not hold it
+    def experiment_refs() -> set[str]:
+        refs = sh(["git", "for-each-ref", "--format=%(refname)", "refs/exps"], cwd=smoke_repo).stdout.split()
+        return {r for r in refs if not r.startswith("refs/exps/exec/")}
+
+    before = experiment_refs()
+    assert before  # the smoke experiment
+    attempts = [("data.mirrors", f"data.mirrors=[https://alice:{secret}@corpus.example.org/de-en.tgz]"),
+                ("data.archive", f"data.archive='https://bucket.example.org/de-en.tgz?X-Amz-Signature={secret}'"),
+                ("mlflow.tracking_uri", f"mlflow.tracking_uri=http://bob:{secret}@127.0.0.1:5000")]
+    for key, override in attempts:
+        proc = dvc("exp", "run", "-S", "experiment=smoke", *data_overrides, "-S", override, cwd=smoke_repo, check=False)
+        log = proc.stdout + proc.stderr
+        assert proc.returncode != 0 and f"{key}" in log and "credentials never go into params.yaml" in log, log[-2000:]
+        assert "Running stage 'download'" not in log and "Running stage 'train'" not in log
+        assert secret not in log
+    assert places_holding(smoke_repo, secret.encode()) == ["params.yaml"]
+    sh(["git", "checkout", "--", "params.yaml"], cwd=smoke_repo)
+    assert places_holding(smoke_repo, secret.encode()) == []
+    # DVC stashes the workspace's params.yaml in git's object store as `dvc exp run` starts: what it
+    # leaves is unreachable (never pushed or cloned), and git's garbage collection removes it
+    sh(["git", "gc", "-q", "--prune=now"], cwd=smoke_repo)
+    assert places_holding(smoke_repo, secret.encode(), objects="all") == []
+    assert experiment_refs() == before  # no experiment was saved

@@ -224,6 +224,7 @@ def test_restore_refuses_a_logged_params_file_that_names_code(origin, tmp_path):
     before = (clone / "params.yaml").read_text()
     refused = sh([sys.executable, "-m", "seq2seq.registry", "restore", f"models:/{NAME}/{version.version}"], cwd=clone,
                  env=run_env(MLFLOW_TRACKING_URI=origin["db"]), check=False)
-    assert refused.returncode == 1 and "model.hidden_size._target_" in refused.stderr, refused.stderr
+    assert refused.returncode == 1 and f"models:/{NAME}/{version.version}: lineage/params.yaml: model.hidden_size._" \
+        in refused.stderr, refused.stderr
     assert victim.read_text() == "untouched" and (clone / "params.yaml").read_text() == before
     mlc.delete_model_version(NAME, version.version)

@@ -258,13 +258,18 @@ def test_a_store_lost_inside_track_is_completed_by_running_it_again(stages_dir, 
     server = MlflowServer(store)
     server.wait_ready()
     env = run_env(MLFLOW_TRACKING_URI=server.uri)
-    sh(train_cmd(out="train_t", metrics="train_t.json", state="state_t", history="history_t.csv"), cwd=stages_dir, env=env)
-    sh([sys.executable, "-m", "seq2seq.evaluate", "--data", "prepared", "--tokenizer", "tokenizer", "--checkpoints",
-        "train_t/checkpoints", "--out", "evaluate_t", "--metrics", "test_t.json"], cwd=stages_dir, env=env)
+    params = stages_dir / "params_track.yaml"
+    OmegaConf.save(OmegaConf.merge(OmegaConf.load(stages_dir / "params.yaml"),
+                                   {"trainer": {"lightning": {"max_epochs": 1}}}), params)
+    sh(train_cmd(str(params), out="train_t", metrics="train_t.json", state="state_t", history="history_t.csv"),
+       cwd=stages_dir, env=env)
+    sh([sys.executable, "-m", "seq2seq.evaluate", "--params", str(params), "--data", "prepared", "--tokenizer",
+        "tokenizer", "--checkpoints", "train_t/checkpoints", "--out", "evaluate_t", "--metrics", "test_t.json"],
+       cwd=stages_dir, env=env)
     monkeypatch.chdir(stages_dir)
-    cfg = load_params("params.yaml")
+    cfg = load_params(params)
     args = (cfg, Path("prepared"), Path("tokenizer"), Path("train_t/checkpoints"), Path("train_t/mlflow_run.json"),
-            Path("evaluate_t"), Path("test_t.json"), Path("train_t.json"), Path("history_t.csv"))
+            Path("evaluate_t"), Path("test_t.json"), Path("train_t.json"), Path("history_t.csv"), params)
     log_model = registry.log_model
 
     def stop_the_server_then_log(*a, **kw):

@@ -264,7 +264,8 @@ def restore(model_uri: str, uri: str, workdir: Path = Path("."), force: bool = F
     with tempfile.TemporaryDirectory() as tmp:
         logged = Path(mlc.download_artifacts(run_id, "lineage", tmp))
         if (logged / "params.yaml").is_file():
-            check(logged / "params.yaml")  # ConfigError naming the key: nothing is checked out or written
+            # ConfigError naming the key: nothing is checked out or written
+            check(logged / "params.yaml", source=f"{model_uri}: lineage/params.yaml")
         proc = subprocess.run(["git", "checkout", "-q", *(["--force"] if force else []), commit], cwd=workdir,
                               capture_output=True, text=True)
         if proc.returncode:
