@@ -67,8 +67,8 @@ def free_port() -> int:
 class MlflowServer:
     """A real `mlflow server` on 127.0.0.1 (sqlite backend, free port), for as long as needed."""
 
-    def __init__(self, folder: Path):
-        self.uri = f"http://127.0.0.1:{free_port()}"
+    def __init__(self, folder: Path, port: int | None = None):
+        self.uri = f"http://127.0.0.1:{port or free_port()}"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", self.uri.rsplit(":", 1)[1],
              "--workers", "1", "--backend-store-uri", f"sqlite:///{folder / 'server.db'}",

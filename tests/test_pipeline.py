@@ -136,7 +136,8 @@ def beam(data: dict) -> int:
 
 
 def runs_by_name(uri: str) -> dict:
-    return {r.data.tags["dvc.exp_name"]: r for r in mlflow_runs(uri)}
+    """DVC experiment name → its MLflow run (a run lists every experiment it belongs to)."""
+    return {name: r for r in mlflow_runs(uri) for name in r.data.tags["dvc.exp_names"].split()}
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +149,8 @@ def decode_only(smoke_repo, data_overrides) -> dict:
               "bleu_history": [m.value for m in MlflowClient(db).get_metric_history(first.info.run_id, "test_bleu")]}
     proc = dvc("exp", "run", "-S", "experiment=smoke", *data_overrides, "-S", "decode.beam_size=1", cwd=smoke_repo)
     assert "Stage 'train' didn't change, skipping" in proc.stdout + proc.stderr
-    return {"first": first, "before": before, "db": db}
+    second = [r for r in mlflow_runs(db) if r.info.run_id != first.info.run_id]
+    return {"first": first, "before": before, "db": db, "second": second[0].info.run_id}
 
 
 def test_decode_only_experiment_gets_a_run_of_its_own(smoke_repo, decode_only):
@@ -216,13 +218,15 @@ def stop_queue_workers(repo: Path, grace: float = 30.0) -> None:
 
 def test_queued_and_temp_experiments_each_land_one_run(smoke_repo, data_overrides, decode_only):
     """`--temp` and `dvc queue start -j 2` run in temporary copies under .dvc/tmp, two at a time:
-    every run must land in the repository's own mlflow.db, decode-only ones in runs of their own."""
+    every run must land in the repository's own mlflow.db, decode-only ones in runs of their own.
+    A repeat of an evaluated experiment (train and evaluate restored from DVC's run cache) is listed
+    by `dvc exp show` and found in the run that holds its params and scores, which gains its name."""
     db = decode_only["db"]
     model_run = decode_only["first"].info.run_id
     smoke = ["-S", "experiment=smoke", *data_overrides]
     proc = dvc("exp", "run", "--temp", *smoke, "-S", "decode.beam_size=3", cwd=smoke_repo)
     assert "Stage 'train' is cached - skipping run" in proc.stdout + proc.stderr  # DVC's run cache
-    for extra in (["decode.beam_size=4"], ["decode.length_penalty=0.0"],
+    for extra in (["decode.beam_size=4"], ["decode.length_penalty=0.0"], ["decode.beam_size=1"],
                   ["decode.beam_size=1", "trainer.average_last=2", "decode.checkpoint=averaged"]):  # retrains
         dvc("exp", "run", "--queue", *smoke, *[a for e in extra for a in ("-S", e)], cwd=smoke_repo)
     # The workers inherit `queue start`'s stdout: with captured pipes we would wait on them, and with
@@ -235,7 +239,7 @@ def test_queued_and_temp_experiments_each_land_one_run(smoke_repo, data_override
             status = dvc("queue", "status", cwd=smoke_repo).stdout
             failed = [line.split()[0] for line in status.splitlines() if "Failed" in line]
             assert not failed, dvc("queue", "logs", failed[0], cwd=smoke_repo, check=False).stdout
-            if status.count("Success") == 3:
+            if status.count("Success") == 4:
                 break
             assert time.time() < deadline, status
             time.sleep(3)
@@ -258,7 +262,14 @@ def test_queued_and_temp_experiments_each_land_one_run(smoke_repo, data_override
         data = exps[run.data.tags["dvc.exp_name"]]
         assert exp_metrics(data)["bleu"] == pytest.approx(run.data.metrics["test_bleu"])
         assert str(beam(data)) == run.data.params["decode.beam_size"]
-    assert not list((smoke_repo / ".dvc/tmp").rglob("mlflow.db")), "a temporary workspace kept its own store"
+    by_name = runs_by_name(db)
+    assert set(exps) <= set(by_name), set(exps) - set(by_name)  # every experiment DVC lists has its run
+    for name, data in exps.items():
+        run = by_name[name]
+        assert exp_metrics(data)["bleu"] == pytest.approx(run.data.metrics["test_bleu"]), name
+        assert str(beam(data)) == run.data.params["decode.beam_size"], name
+    repeat = [n for n in exps if n not in {r.data.tags["dvc.exp_name"] for r in runs}]
+    assert len(repeat) == 1 and by_name[repeat[0]].info.run_id == decode_only["second"], repeat
 
 
 def test_translate_cli_uses_the_trained_model(smoke_repo):
@@ -285,27 +296,71 @@ def test_dvc_push_pull_round_trip(smoke_repo, tmp_path):
     dvc("pull", cwd=smoke_repo)
     assert ckpt.read_bytes() == before
     assert (smoke_repo / "data/tokenizer/src.model").exists()
-    status = dvc("status", cwd=smoke_repo).stdout
-    assert "changed" not in status, status
+    status = json.loads(dvc("status", "--json", cwd=smoke_repo).stdout)
+    assert status == {"track": ["always changed"]}, status  # the MLflow step runs every time
 
 
 def test_mlflow_over_http(smoke_repo, tmp_path):
     sqlite_runs = len(mlflow_runs(f"sqlite:///{smoke_repo / 'mlflow.db'}"))
-    evaluate = [sys.executable, "-m", "seq2seq.evaluate", "--out", str(tmp_path / "evaluate"),
-                "--metrics", str(tmp_path / "test.json")]
+    track = [sys.executable, "-m", "seq2seq.track"]
     with mlflow_server(tmp_path) as server:
         dvc("repro", "--force", "--downstream", "train", cwd=smoke_repo, env=run_env(MLFLOW_TRACKING_URI=server.uri))
         runs = mlflow_runs(server.uri)
-        # an evaluation that would log anywhere but the training's store fails before decoding
-        wrong = sh(evaluate, cwd=smoke_repo, check=False)
-        assert wrong.returncode == 1 and not (tmp_path / "test.json").exists()
+        # scores that would go anywhere but the training's store are refused
+        wrong = sh(track, cwd=smoke_repo, check=False)
+        assert wrong.returncode == 1
         assert server.uri in wrong.stderr and f"sqlite:///{smoke_repo / 'mlflow.db'}" in wrong.stderr, wrong.stderr
         assert wrong.stderr.count("\n") == 1 and "Traceback" not in wrong.stderr
     assert len(runs) == 1
     test = json.loads((smoke_repo / "metrics/test.json").read_text())
     assert runs[0].data.metrics["test_bleu"] == pytest.approx(test["bleu"])
     assert runs[0].data.params["trainer.lightning.max_epochs"] == "2"
-    gone = sh(evaluate, cwd=smoke_repo, env=run_env(MLFLOW_TRACKING_URI=server.uri), check=False)  # server stopped
+    gone = sh(track, cwd=smoke_repo, env=run_env(MLFLOW_TRACKING_URI=server.uri), check=False)  # server stopped
     assert gone.returncode == 1 and "cannot be reached" in gone.stderr and server.uri in gone.stderr, gone.stderr
-    assert not (tmp_path / "test.json").exists()
     assert len(mlflow_runs(f"sqlite:///{smoke_repo / 'mlflow.db'}")) == sqlite_runs  # nothing logged elsewhere
+
+
+def places_holding(repo: Path, secret: bytes, objects: str = "reachable") -> list[str]:
+    """Every file under `repo` (.git's refs and logs, .dvc/cache/runs, .dvc/tmp, mlflow.db,
+    mlartifacts/ and the outputs included) whose bytes hold `secret`, and git's objects, decompressed:
+    those reachable from any ref (experiments included), or all of them."""
+    found = [p.relative_to(repo).as_posix() for p in repo.rglob("*")
+             if p.is_file() and not p.is_symlink() and ".git/objects/" not in p.as_posix() and secret in p.read_bytes()]
+    if objects == "reachable":
+        names = sh(["git", "rev-list", "--objects", "--all", "--reflog"], cwd=repo).stdout.split()
+        names = "\n".join(n for n in names if len(n) == 40)
+    else:
+        names = None
+    args = ["git", "cat-file", "--batch"] + ([] if names is not None else ["--batch-all-objects"])
+    content = subprocess.run(args, cwd=repo, input=(names or "").encode(), capture_output=True, check=True).stdout
+    return found + ([f"{objects} git objects"] if secret in content else [])
+
+
+def test_credentials_in_params_reach_nothing_shared(smoke_repo, data_overrides):
+    """A credential in each place a user might put one: every run stops at the check stage naming
+    the key and where credentials go, and afterwards the secret is nowhere in the repository but
+    the workspace's params.yaml the user edited."""
+    secret = "-".join(["Sh0uld", "N0t", "Leak", "7781"])  # built, so that this file does not hold it
+    def experiment_refs() -> set[str]:
+        refs = sh(["git", "for-each-ref", "--format=%(refname)", "refs/exps"], cwd=smoke_repo).stdout.split()
+        return {r for r in refs if not r.startswith("refs/exps/exec/")}
+
+    before = experiment_refs()
+    assert before  # the smoke experiment
+    attempts = [("data.mirrors", f"data.mirrors=[https://alice:{secret}@corpus.example.org/de-en.tgz]"),
+                ("data.archive", f"data.archive='https://bucket.example.org/de-en.tgz?X-Amz-Signature={secret}'"),
+                ("mlflow.tracking_uri", f"mlflow.tracking_uri=http://bob:{secret}@127.0.0.1:5000")]
+    for key, override in attempts:
+        proc = dvc("exp", "run", "-S", "experiment=smoke", *data_overrides, "-S", override, cwd=smoke_repo, check=False)
+        log = proc.stdout + proc.stderr
+        assert proc.returncode != 0 and f"{key}" in log and "credentials never go into params.yaml" in log, log[-2000:]
+        assert "Running stage 'download'" not in log and "Running stage 'train'" not in log
+        assert secret not in log
+    assert places_holding(smoke_repo, secret.encode()) == ["params.yaml"]
+    sh(["git", "checkout", "--", "params.yaml"], cwd=smoke_repo)
+    assert places_holding(smoke_repo, secret.encode()) == []
+    # DVC stashes the workspace's params.yaml in git's object store as `dvc exp run` starts: what it
+    # leaves is unreachable (never pushed or cloned), and git's garbage collection removes it
+    sh(["git", "gc", "-q", "--prune=now"], cwd=smoke_repo)
+    assert places_holding(smoke_repo, secret.encode(), objects="all") == []
+    assert experiment_refs() == before  # no experiment was saved

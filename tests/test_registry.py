@@ -60,9 +60,10 @@ def test_evaluate_registers_the_model_with_its_lineage(origin):
     with_files = {a.path for a in mlc.list_artifacts(version.run_id, "lineage")}
     assert with_files == {"lineage/dvc.lock", "lineage/params.yaml", "lineage/metrics", "lineage/plots"}
     assert {a.path for a in mlc.list_artifacts(version.run_id, "lineage/metrics")} == {
-        "lineage/metrics/prepare.json", "lineage/metrics/train.json"}  # not test.json: this stage's, being written
+        "lineage/metrics/prepare.json", "lineage/metrics/train.json", "lineage/metrics/test.json"}
     logged_lock = yaml.safe_load(Path(mlc.download_artifacts(version.run_id, "lineage/dvc.lock", str(origin["tmp"]))).read_text())
-    assert logged_lock["stages"]["train"] == lock["train"] and "evaluate" not in logged_lock["stages"]
+    assert logged_lock["stages"]["train"] == lock["train"] and logged_lock["stages"]["evaluate"] == lock["evaluate"]
+    assert "track" not in logged_lock["stages"]  # the stage logging it: its entry was the previous run's
     logged = Path(mlc.download_artifacts(version.run_id, "lineage/params.yaml", str(origin["tmp"])))
     assert logged.read_text() == (repo / "params.yaml").read_text()
 
@@ -163,7 +164,10 @@ def test_a_registered_version_reproduces_from_a_fresh_clone(origin):
     assert version.tags["git.commit"] in restored.stdout
     assert sh(["git", "rev-parse", "HEAD"], cwd=clone).stdout.strip() == version.tags["git.commit"]
     dvc("pull", "--with-deps", "train", cwd=clone, env=env)
+    runs = len(mlc.search_runs([mlc.get_experiment_by_name("seq2seq").experiment_id]))
     repro = dvc("repro", cwd=clone, env=env)
+    assert "this evaluation is in run" in repro.stdout and "nothing added" in repro.stdout  # the track stage
+    assert len(mlc.search_runs([mlc.get_experiment_by_name("seq2seq").experiment_id])) == runs
     log = repro.stdout + repro.stderr
     assert "Running stage 'train'" not in log and "Running stage 'evaluate'" in log, log[-3000:]
     test = json.loads((clone / "metrics/test.json").read_text())
@@ -220,6 +224,7 @@ def test_restore_refuses_a_logged_params_file_that_names_code(origin, tmp_path):
     before = (clone / "params.yaml").read_text()
     refused = sh([sys.executable, "-m", "seq2seq.registry", "restore", f"models:/{NAME}/{version.version}"], cwd=clone,
                  env=run_env(MLFLOW_TRACKING_URI=origin["db"]), check=False)
-    assert refused.returncode == 1 and "model.hidden_size._target_" in refused.stderr, refused.stderr
+    assert refused.returncode == 1 and f"models:/{NAME}/{version.version}: lineage/params.yaml: model.hidden_size._" \
+        in refused.stderr, refused.stderr
     assert victim.read_text() == "untouched" and (clone / "params.yaml").read_text() == before
     mlc.delete_model_version(NAME, version.version)

@@ -240,3 +240,72 @@ def test_an_interrupted_write_leaves_nothing_behind(tmp_path):
         tmp.mkdir()
         (tmp / "new.txt").write_text("new")
     assert [p.name for p in target.iterdir()] == ["new.txt"] and len(list(tmp_path.iterdir())) == 1
+
+
+@pytest.mark.slow
+def test_a_store_lost_inside_track_is_completed_by_running_it_again(stages_dir, tmp_path, monkeypatch):
+    """The server stops at a fixed point of the track stage (scores logged, model not yet): the stage
+    fails saying how to complete it; run again with the store back, it completes the same run, tagged
+    evaluated only now; a third run adds nothing."""
+    from mlflow import MlflowClient
+
+    from seq2seq import registry, track
+    from seq2seq.config import load_params
+    from seq2seq.errors import Seq2SeqError
+
+    store = tmp_path / "store"
+    store.mkdir()
+    server = MlflowServer(store)
+    server.wait_ready()
+    env = run_env(MLFLOW_TRACKING_URI=server.uri)
+    params = stages_dir / "params_track.yaml"
+    OmegaConf.save(OmegaConf.merge(OmegaConf.load(stages_dir / "params.yaml"),
+                                   {"trainer": {"lightning": {"max_epochs": 1}}}), params)
+    sh(train_cmd(str(params), out="train_t", metrics="train_t.json", state="state_t", history="history_t.csv"),
+       cwd=stages_dir, env=env)
+    sh([sys.executable, "-m", "seq2seq.evaluate", "--params", str(params), "--data", "prepared", "--tokenizer",
+        "tokenizer", "--checkpoints", "train_t/checkpoints", "--out", "evaluate_t", "--metrics", "test_t.json"],
+       cwd=stages_dir, env=env)
+    monkeypatch.chdir(stages_dir)
+    cfg = load_params(params)
+    args = (cfg, Path("prepared"), Path("tokenizer"), Path("train_t/checkpoints"), Path("train_t/mlflow_run.json"),
+            Path("evaluate_t"), Path("test_t.json"), Path("train_t.json"), Path("history_t.csv"), params)
+    log_model = registry.log_model
+
+    def stop_the_server_then_log(*a, **kw):
+        server.kill()
+        return log_model(*a, **kw)
+
+    monkeypatch.setattr(registry, "log_model", stop_the_server_then_log)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server.uri)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    with pytest.raises(Seq2SeqError, match=r"`dvc repro`.*reruns only this stage and completes the run"):
+        track.run(*args)
+    monkeypatch.setattr(registry, "log_model", log_model)
+    server = MlflowServer(store, port=int(server.uri.rsplit(":", 1)[1]))  # the same store at the same address, back
+    try:
+        server.wait_ready()
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", server.uri)
+        mlc = MlflowClient(server.uri)
+        trained = json.loads(Path("train_t/mlflow_run.json").read_text())["run_id"]
+        half = mlc.get_run(trained)
+        assert "test_bleu" in half.data.metrics and "seq2seq.evaluated" not in half.data.tags  # not marked done
+        assert track.run(*args) == trained
+        done = mlc.get_run(trained)
+        scores = json.loads(Path("test_t.json").read_text())
+        assert done.data.tags["seq2seq.evaluated"] == "true" and done.data.metrics["test_bleu"] == scores["bleu"]
+        (version,) = mlc.search_model_versions("name = 'seq2seq-de-en'")
+        assert version.run_id == trained and done.data.tags["seq2seq.registered_model"] == "models:/seq2seq-de-en/1"
+
+        def snapshot():
+            run = mlc.get_run(trained)
+            runs = mlc.search_runs([run.info.experiment_id])
+            history = {k: len(mlc.get_metric_history(trained, k)) for k in run.data.metrics}
+            return run.data.metrics, run.data.params, run.data.tags, history, len(runs), \
+                len(mlc.search_model_versions("name = 'seq2seq-de-en'"))
+
+        before = snapshot()
+        assert track.run(*args) == trained
+        assert snapshot() == before
+    finally:
+        server.kill()

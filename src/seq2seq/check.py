@@ -24,11 +24,12 @@ from seq2seq.stage import run_stage
 CHECKED = "params.yaml: checked\n"
 
 
-def check(params: Path) -> DictConfig:
+def check(params: Path, source: str | None = None) -> DictConfig:
     """params.yaml read and checked as a whole: seq2seq.config's checks, then the model config
-    against its class (seq2seq.models.builder). ConfigError naming the key."""
-    cfg = load_params(params)
-    check_model(OmegaConf.to_container(cfg.model, resolve=False), str(params))
+    against its class (seq2seq.models.builder). ConfigError naming `source` (default: the path)
+    and the key."""
+    cfg = load_params(params, source)
+    check_model(OmegaConf.to_container(cfg.model, resolve=False), source or str(params))
     return cfg
 
 

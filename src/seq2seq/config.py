@@ -43,13 +43,14 @@ def compose(overrides: list[str] | None = None, conf_dir: str | os.PathLike | No
     return cfg
 
 
-def load_params(path: str | os.PathLike = "params.yaml") -> DictConfig:
-    """Load params.yaml as a read-only config; missing or unknown keys raise ConfigError."""
+def load_params(path: str | os.PathLike = "params.yaml", source: str | None = None) -> DictConfig:
+    """Load params.yaml as a read-only config; missing or unknown keys raise ConfigError naming
+    `source` (default: the path)."""
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: not found (run from the repository root, or `dvc exp run`)")
     cfg = OmegaConf.load(path)
-    validate(cfg, source=str(path))
+    validate(cfg, source=source or str(path))
     OmegaConf.set_readonly(cfg, True)
     OmegaConf.set_struct(cfg, True)
     return cfg

@@ -7,7 +7,7 @@
     #            and with n_best > 1, nbest / nbest_scores (lists, best first)
     model.predict(df, params={"engine": "ctranslate2"})   # if logged with registry.engine=ctranslate2
 
-The evaluate stage saves it (seq2seq.registry): the model directory holds a weights-only copy of
+The track stage saves it (seq2seq.registry): the model directory holds a weights-only copy of
 the checkpoint, the two SentencePiece models, the resolved params.yaml and this package's inference
 modules (code/seq2seq: this file, the translator, search and model code; no Lightning or Hydra),
 and, when the run set registry.engine=ctranslate2, a CTranslate2 float32 export (seq2seq.export).

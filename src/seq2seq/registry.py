@@ -1,7 +1,7 @@
 """The evaluated model in MLflow: a pyfunc model in the run, a version in the registry, and the
 lineage that leads back to the pipeline run that made it.
 
-The evaluate stage calls `log_model`: the model (seq2seq.mlflow_model) goes into the run's
+The track stage calls `log_model`: the model (seq2seq.mlflow_model) goes into the run's
 artifacts under `model/`, dvc.lock and params.yaml under `lineage/`, and, unless `registry.name`
 is null, a new version of the registered model `registry.name` ({src}/{tgt} filled in) points at
 it, tagged with the run's test scores and the lineage tags (`lineage_tags`).
@@ -216,8 +216,10 @@ def log_model(mlc, run_id: str, cfg, checkpoint: Path, tokenizer: Path, params_f
             mlc.create_registered_model(name, description="seq2seq translation models: one version per evaluated pipeline run")
     version_tags = {**tags, **{f"test_{k}": str(scores[k]) for k in ("bleu", "chrf", "ter", "bleu_tok_lc")},
                     "test_bleu_signature": scores["bleu_signature"], "decode.beam_size": str(cfg.decode.beam_size)}
-    version = mlc.create_model_version(name, source=f"{mlc.get_run(run_id).info.artifact_uri}/model", run_id=run_id,
-                                       tags=version_tags)
+    # once a run: a repeated call (the track stage completing a run) finds the version it made
+    made = mlc.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    version = made[0] if made else mlc.create_model_version(
+        name, source=f"{mlc.get_run(run_id).info.artifact_uri}/model", run_id=run_id, tags=version_tags)
     mlc.set_tag(run_id, "seq2seq.registered_model", f"models:/{name}/{version.version}")
     return f"models:/{name}/{version.version}"
 
@@ -262,7 +264,8 @@ def restore(model_uri: str, uri: str, workdir: Path = Path("."), force: bool = F
     with tempfile.TemporaryDirectory() as tmp:
         logged = Path(mlc.download_artifacts(run_id, "lineage", tmp))
         if (logged / "params.yaml").is_file():
-            check(logged / "params.yaml")  # ConfigError naming the key: nothing is checked out or written
+            # ConfigError naming the key: nothing is checked out or written
+            check(logged / "params.yaml", source=f"{model_uri}: lineage/params.yaml")
         proc = subprocess.run(["git", "checkout", "-q", *(["--force"] if force else []), commit], cwd=workdir,
                               capture_output=True, text=True)
         if proc.returncode:

@@ -88,19 +88,12 @@ def claim(mlc, cfg, uri: str, trained_id: str, found: bool, key: str) -> tuple[s
         return run_id, False
 
 
-def name_experiment(mlc, run_id: str, rename: bool) -> None:
-    """Add this DVC experiment to the run's `dvc.exp_names`; with `rename`, the run also takes its
-    name (the experiment that finished a resumed training names it)."""
+def add_experiment(mlc, run_id: str) -> None:
+    """Add the DVC experiment running now to the run's `dvc.exp_names`, keeping its name."""
     name = os.environ.get("DVC_EXP_NAME")
-    if not name:
-        return
-    tags = mlc.get_run(run_id).data.tags
-    names = tags.get(EXP_NAMES, tags.get("dvc.exp_name", "")).split()
-    if name not in names:
+    names = mlc.get_run(run_id).data.tags.get(EXP_NAMES, "").split()
+    if name and name not in names:
         mlc.set_tag(run_id, EXP_NAMES, " ".join([*names, name]))
-    if rename:
-        mlc.set_tag(run_id, "dvc.exp_name", name)
-        mlc.set_tag(run_id, "mlflow.runName", name)
 
 
 def repair_training(mlc, run_id: str, history_csv: Path, train_metrics: Path) -> int:
@@ -157,7 +150,10 @@ def run(cfg, data: Path, tokenizer: Path, checkpoints: Path, run_file: Path, eva
     run_id = None
     try:
         run_id, complete = claim(mlc, cfg, uri, trained_id, found, key)
-        name_experiment(mlc, run_id, rename=not complete)
+        if complete:  # the run keeps its name; this experiment is one more that it belongs to
+            add_experiment(mlc, run_id)
+        else:  # the experiment that finishes the run names it
+            tracking.name_run(mlc, run_id)
         if found and (added := repair_training(mlc, trained_id, history_csv, train_metrics)):
             print(f"mlflow: {added} training values the train stage could not log added to run {trained_id}")
         if complete:

@@ -1,6 +1,6 @@
-"""MLflow: one run per pipeline run. The train stage creates it and the evaluate stage logs into
-it; an evaluate that reuses a model already evaluated (DVC skipped training, e.g.
-`dvc exp run -S decode.beam_size=10`) gets a run of its own (see seq2seq.evaluate).
+"""MLflow: one run per pipeline run. The train stage creates it and the track stage logs the
+evaluation into it; an evaluation of a model already evaluated (DVC skipped training, e.g.
+`dvc exp run -S decode.beam_size=10`) gets a run of its own (see seq2seq.track).
 
 Tracking URI: `mlflow.tracking_uri` in params, else $MLFLOW_TRACKING_URI, else
 `sqlite:///<repo root>/mlflow.db`. The repo root is $DVC_ROOT when DVC runs the stage: for
@@ -88,11 +88,11 @@ def open_store(uri: str):
             mlc = client(uri)
             mlc.search_experiments(max_results=1)
     except Exception as e:  # noqa: BLE001 - any failure to reach the store is reported the same way
-        raise Seq2SeqError(f"MLflow tracking store {redact(uri)} cannot be used: {_first_line(e)}") from None
+        raise Seq2SeqError(f"MLflow tracking store {redact(uri)} cannot be used: {first_line(e)}") from None
     return mlc
 
 
-def _first_line(e: Exception) -> str:
+def first_line(e: Exception) -> str:
     return redact(str(e).splitlines()[0] if str(e) else type(e).__name__)
 
 
@@ -115,7 +115,7 @@ def tolerant(what: str):
     try:
         yield
     except Exception as e:  # noqa: BLE001 - any tracking failure
-        log.warning("MLflow: %s not logged: %s", what, _first_line(e))
+        log.warning("MLflow: %s not logged: %s", what, first_line(e))
 
 
 class TolerantMLFlowLogger(MLFlowLogger):
@@ -140,7 +140,7 @@ class TolerantMLFlowLogger(MLFlowLogger):
         self.failed_calls += 1
         if self.failed_calls == 1:
             log.warning("MLflow server %s failed while logging %s (%s); training goes on, later metrics are not logged",
-                        redact(self._tracking_uri or ""), what, _first_line(e))
+                        redact(self._tracking_uri or ""), what, first_line(e))
 
     def _guard(self, what: str, fn, *args, **kwargs) -> None:
         if self.failed_calls:
@@ -185,10 +185,7 @@ def start_run(cfg, tags: dict[str, str] | None = None) -> tuple[str, str]:
                 exp_id = mlc.create_experiment(cfg.mlflow.experiment_name, artifact_location=location)
             else:
                 exp_id = exp.experiment_id
-        tags = {"git.commit": git_commit() or "unknown", **(tags or {})}
-        if os.environ.get("DVC_EXP_NAME"):
-            tags["dvc.exp_name"] = os.environ["DVC_EXP_NAME"]
-            tags["mlflow.runName"] = os.environ["DVC_EXP_NAME"]
+        tags = {"git.commit": git_commit() or "unknown", **exp_name_tags(), **(tags or {})}
         if os.environ.get("DVC_EXP_BASELINE_REV"):
             tags["dvc.baseline_rev"] = os.environ["DVC_EXP_BASELINE_REV"]
         run = mlc.create_run(exp_id, tags=tags)
@@ -196,8 +193,26 @@ def start_run(cfg, tags: dict[str, str] | None = None) -> tuple[str, str]:
     except Seq2SeqError:
         raise
     except Exception as e:  # noqa: BLE001 - any failure to reach the store is reported the same way
-        raise Seq2SeqError(f"MLflow tracking store {redact(uri)} cannot be used: {_first_line(e)}") from None
+        raise Seq2SeqError(f"MLflow tracking store {redact(uri)} cannot be used: {first_line(e)}") from None
     return uri, run.info.run_id
+
+
+def exp_name_tags() -> dict[str, str]:
+    """The DVC experiment running this stage ($DVC_EXP_NAME) as the run's name and tags."""
+    name = os.environ.get("DVC_EXP_NAME")
+    return {"dvc.exp_name": name, "mlflow.runName": name, "dvc.exp_names": name} if name else {}
+
+
+def name_run(mlc, run_id: str) -> None:
+    """Give run `run_id` the name of the DVC experiment running now, adding it to `dvc.exp_names`
+    (every experiment the run belongs to: an interrupted one and the one that resumed it)."""
+    tags = exp_name_tags()
+    if not tags:
+        return
+    names = mlc.get_run(run_id).data.tags.get("dvc.exp_names", "").split()
+    tags["dvc.exp_names"] = " ".join(dict.fromkeys([*names, tags["dvc.exp_names"]]))
+    for key, value in tags.items():
+        mlc.set_tag(run_id, key, value)
 
 
 def log_params(mlc, run_id: str, cfg) -> None:

@@ -5,7 +5,7 @@
 
 Writes `<out>/checkpoints/{best,last}.ckpt` (best by valid BLEU; with `trainer.average_last=N`
 also `averaged.ckpt`, the mean of the last N epochs' weights), `<out>/attention/*.png` (attention
-heatmaps: DVC image plots), `<out>/mlflow_run.json` (the run the evaluate stage logs into),
+heatmaps: DVC image plots), `<out>/mlflow_run.json` (the run the track stage logs the evaluation into),
 `<out>/timing.json`, the metrics JSON and the history CSV (one row an epoch: DVC plots). The
 metrics and the history live outside data/ so that git, and with it every DVC experiment, keeps them.
 Every output appears only once training finished.
@@ -138,6 +138,8 @@ def run(cfg, data: Path, tokenizer: Path, out: Path, metrics: Path, state_dir: P
         run_id = resume["run_id"]
         print(f"train: resuming from {state_dir / 'last.ckpt'} after epoch {resume['epoch']}, MLflow run {run_id}")
         tracking.check_reachable(uri)
+        with tracking.tolerant(f"the name of resumed run {run_id}"):
+            tracking.name_run(tracking.client(uri), run_id)  # the experiment that finishes the run names it
     elif rank_zero:
         shutil.rmtree(state_dir, ignore_errors=True)
         uri, run_id = tracking.start_run(cfg)
