@@ -36,5 +36,6 @@ def test_tokenized_bleu_splits_the_period_after_a_sentence_final_abbreviation_as
     expected = sacrebleu.metrics.BLEU(tokenize="none", smooth_method="none").corpus_score(hyps_tok, [refs_tok])
     assert score(hyps, refs, "en")["bleu_tok_lc"] == pytest.approx(expected.score, abs=1e-4)
     german = ["Wir kaufen Äpfel, Birnen usw.", "Das ist z.B. gut."]
-    assert [" ".join(w) for w in moses_words(german, "de", "t")] == ["Wir kaufen Äpfel , Birnen usw .", "Das ist z.B. gut ."]
+    assert [" ".join(w) for w in moses_words(german, "de", "t")] == ["Wir kaufen Äpfel , Birnen usw .",
+                                                                     "Das ist z.B. gut ."]
     assert score(german, [line.replace("usw.", "usw .") for line in german], "de")["bleu_tok_lc"] == 100.0
