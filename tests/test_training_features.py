@@ -139,16 +139,39 @@ def test_bf16_recurrent_models_are_refused_where_onednn_has_no_bf16_rnn(monkeypa
             train.check_cpu_bf16_rnn(True, "bf16-mixed", lstm)
 
 
-def test_the_bf16_rnn_probe_agrees_with_a_real_lstm():
-    """The probe is what happens: a bf16 LSTM runs exactly where the probe says it does."""
-    lstm = torch.nn.LSTM(16, 32, batch_first=True)
+def test_the_bf16_rnn_probe_says_whether_a_bf16_training_step_of_the_lstm_model_runs():
+    """The probe is what happens, checked by other code than the probe's: a forward and backward pass
+    of the project's LSTM model under bf16 autocast, as training runs it, works exactly where the
+    probe says bf16 RNNs run (on this CPU, whichever that is), and fails in oneDNN where it says not."""
+    model = build_model({"_target_": "seq2seq.models.Seq2Seq", "emb_size": 8, "hidden_size": 8}, 20, 20).train()
+    gen = torch.Generator().manual_seed(0)
+    src, lens = torch.randint(4, 20, (3, 5), generator=gen), torch.tensor([5, 4, 2])  # [3, 5], [3]
+    tgt_in = torch.randint(4, 20, (3, 6), generator=gen)  # [3, 6]
     try:
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            lstm(torch.randn(3, 5, 16))
+            logits = model(src, lens, tgt_in)  # [3, 6, 20]
+        logits.float().sum().backward()
         runs = True
-    except RuntimeError:
+    except RuntimeError as e:
+        assert "could not create a primitive" in str(e), e  # oneDNN's refusal, not another failure
         runs = False
     assert train.cpu_runs_rnns_in_bf16() is runs
+
+
+@pytest.mark.parametrize("runs", [True, False])
+def test_the_bf16_rnn_probe_gives_both_answers(monkeypatch, runs):
+    """Whatever this CPU does: an LSTM that runs under bf16 autocast (here one that computes in fp32)
+    makes the probe say yes; one that fails as oneDNN does without AVX512 makes it say no."""
+
+    class LSTM(torch.nn.LSTM):
+        def forward(self, x, *args):
+            if not runs:
+                raise RuntimeError("could not create a primitive descriptor for the LSTM forward propagation primitive")
+            with torch.autocast("cpu", enabled=False):
+                return super().forward(x.float(), *args)
+
+    monkeypatch.setattr(torch.nn, "LSTM", LSTM)
+    assert train.cpu_runs_rnns_in_bf16.__wrapped__() is runs  # not the cached answer of this CPU
 
 
 def test_lightning_prints_no_cloud_logger_advertisement(caplog):
@@ -325,12 +348,14 @@ def fit_recording(max_epochs: int, state, resume: bool = False) -> MaskRecorder:
 
     torch.manual_seed(1234 if resume else 0)  # what the global generator held before does not matter
     module = MaskRecorder()
-    checkpoint = ModelCheckpoint(dirpath=state, save_last=True, save_on_train_epoch_end=True, enable_version_counter=False)
+    checkpoint = ModelCheckpoint(dirpath=state, save_last=True, save_on_train_epoch_end=True,
+                                 enable_version_counter=False)
     trainer = L.Trainer(max_epochs=max_epochs, accumulate_grad_batches=2, accelerator="cpu", logger=False,
                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
                         callbacks=[ReseedEachStep(7), checkpoint], default_root_dir=state)
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*(does not have many workers|smaller than the logging interval|exists and is not empty).*")
+        warnings.filterwarnings("ignore", message=".*(does not have many workers|smaller than the logging interval"
+                                                  "|exists and is not empty).*")
         trainer.fit(module, ckpt_path=str(state / "last.ckpt") if resume else None)
     return module
 
