@@ -3,7 +3,6 @@ stages at the same moment, and each may be the first to create the sqlite store.
 
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -27,7 +26,7 @@ def test_parallel_stages_create_one_store_and_lose_no_run(tmp_path):
     from mlflow import MlflowClient
 
     db = tmp_path / "mlflow.db"
-    errs = [open(tmp_path / f"stderr_{i}", "w+") for i in range(4)]  # noqa: SIM115 - closed below
+    errs = [open(tmp_path / f"stderr_{i}", "w+") for i in range(4)]  # closed below
     procs = [subprocess.Popen([sys.executable, "-c", STARTER, str(db)], cwd=ROOT, env=run_env(), stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, stderr=err, text=True) for err in errs]
     try:
