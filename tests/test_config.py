@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
+from omegaconf.errors import ReadonlyConfigError
 
 from seq2seq.check import check
 from seq2seq.config import compose, load_params, validate
@@ -88,8 +89,11 @@ def test_loaded_params_are_read_only(tmp_path):
     params = tmp_path / "params.yaml"
     OmegaConf.save(compose(), params)
     cfg = load_params(params)
-    with pytest.raises(Exception):
+    with pytest.raises(ReadonlyConfigError, match="Cannot change read-only config container"):
         cfg.model.hidden_size = 3
+    with pytest.raises(ReadonlyConfigError, match="Cannot change read-only config container"):
+        cfg.trainer.lightning.max_epochs = 1
+    assert cfg.model.hidden_size == compose().model.hidden_size != 3
 
 
 def test_the_offline_plots_page_is_the_one_plots_page_makes():

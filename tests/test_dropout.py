@@ -1,6 +1,8 @@
 """seq2seq.models.Dropout: the rate, the scale and the gradient of nn.Dropout, from a quarter of the
-random draws; reproducible under torch.manual_seed; used by every model."""
+random draws (PyTorch's own masks on Intel CPUs); reproducible under torch.manual_seed; used by every model."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -8,9 +10,12 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
+from conftest import run_env
 from model_helpers import V
-from seq2seq.models.dropout import Dropout, cpu_dropout
+from seq2seq.errors import ConfigError
+from seq2seq.models import dropout
 from seq2seq.models.builder import build_model
+from seq2seq.models.dropout import Dropout, choose_cpu_masks, cpu_dropout, cpu_vendor
 
 MODEL_DIR = Path(__file__).resolve().parents[1] / "conf" / "model"
 
@@ -65,3 +70,56 @@ def test_every_model_drops_out_through_it(name):
     model = build_model(cfg, V, V)
     drops = [m for m in model.modules() if isinstance(m, nn.Dropout)]
     assert drops and all(type(m) is Dropout for m in drops)
+
+
+# --- which masks: PyTorch's on Intel (MKL), cpu_dropout's elsewhere -------------------------------
+INTEL = "processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\n\nprocessor\t: 1\nvendor_id\t: GenuineIntel\n"
+AMD = "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 9R14\n"
+ARM = "processor\t: 0\nBogoMIPS\t: 50.00\nCPU implementer\t: 0x41\n"  # no vendor_id line
+
+
+@pytest.mark.parametrize("text, vendor", [(INTEL, "GenuineIntel"), (AMD, "AuthenticAMD"), (ARM, ""), (None, "")],
+                         ids=["intel", "amd", "arm", "no-file"])
+def test_the_cpu_vendor_is_read_from_cpuinfo(tmp_path, text, vendor):
+    path = tmp_path / "cpuinfo"
+    if text is not None:
+        path.write_text(text)
+    assert cpu_vendor(path) == vendor
+
+
+def test_intel_gets_pytorchs_masks_other_cpus_the_fast_ones_unless_overridden():
+    assert choose_cpu_masks("GenuineIntel") == "native"
+    assert choose_cpu_masks("AuthenticAMD") == choose_cpu_masks("") == choose_cpu_masks("HygonGenuine") == "fast"
+    assert choose_cpu_masks("GenuineIntel", "fast") == "fast" and choose_cpu_masks("AuthenticAMD", "native") == "native"
+    with pytest.raises(ConfigError, match="SEQ2SEQ_CPU_DROPOUT='mkl': expected one of native, fast"):
+        choose_cpu_masks("GenuineIntel", "mkl")
+
+
+@pytest.mark.parametrize("override", [None, "native", "fast"])
+def test_the_choice_made_at_import_follows_the_cpu_and_the_environment(override):
+    env = run_env()
+    env.pop("SEQ2SEQ_CPU_DROPOUT", None)
+    if override:
+        env["SEQ2SEQ_CPU_DROPOUT"] = override
+    script = "from seq2seq.models import dropout; print(dropout.CPU_MASKS)"
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True).stdout
+    on_this_cpu = "native" if cpu_vendor() == "GenuineIntel" else "fast"
+    assert out.strip() == (override or on_this_cpu)
+
+
+@pytest.mark.parametrize("masks", ["native", "fast"])
+def test_both_kinds_of_masks_are_dropout_at_rate_p_seeded(monkeypatch, masks):
+    monkeypatch.setattr(dropout, "CPU_MASKS", masks)
+    p, x = 0.3, torch.ones(1000, 400)
+    drop = Dropout(p).train()
+    torch.manual_seed(5)
+    out = drop(x)
+    assert abs((out == 0).double().mean().item() - p) < 5 * (p * (1 - p) / x.numel()) ** 0.5
+    kept = out[out != 0]
+    torch.testing.assert_close(kept, torch.full_like(kept, 1 / (1 - p)))
+    torch.manual_seed(5)
+    assert torch.equal(drop(x), out)  # seeded
+    assert not torch.equal(drop(x), out)  # the generator moved on
+    torch.manual_seed(5)
+    theirs = torch.nn.functional.dropout(x, p, True) if masks == "native" else cpu_dropout(x, p)
+    assert torch.equal(out, theirs)  # the kind asked for, not the other

@@ -204,6 +204,13 @@ def test_dvc_compares_the_two_experiments(smoke_repo, decode_only):
     assert json.loads((smoke_repo / "metrics/test.json").read_text())["bleu"] == exp_metrics(exps[second])["bleu"]
 
 
+def store_lines(output: str, store: str) -> dict[str, list[str]]:
+    """The run ids a pipeline run's stages name as logged into `store`: {"train": [...], "evaluate": [...]}
+    (seq2seq.train prints "mlflow: run <id> in <uri>", seq2seq.track "mlflow: test scores in run <id> of <uri>")."""
+    return {"train": re.findall(rf"^mlflow: run (\w+) in {re.escape(store)}$", output, re.M),
+            "evaluate": re.findall(rf"^mlflow: test scores in run (\w+) of {re.escape(store)}\b", output, re.M)}
+
+
 def stop_queue_workers(repo: Path, grace: float = 30.0) -> None:
     """Wait up to `grace` seconds for the queue's workers to exit on their own, then terminate those left."""
     pids = [int(p.read_text()) for p in (repo / ".dvc/tmp/exps/celery").glob("dvc-exp-worker-*.pid")]
@@ -224,7 +231,12 @@ def test_queued_and_temp_experiments_each_land_one_run(smoke_repo, data_override
     db = decode_only["db"]
     model_run = decode_only["first"].info.run_id
     smoke = ["-S", "experiment=smoke", *data_overrides]
-    proc = dvc("exp", "run", "--temp", *smoke, "-S", "decode.beam_size=3", cwd=smoke_repo)
+    proc = dvc("exp", "run", "--temp", *smoke, "-S", "decode.beam_size=3", cwd=smoke_repo, check=False)
+    # The stages ran in a copy under .dvc/tmp (gone by now), yet logged into the repository's store:
+    # they say so themselves, naming it by its absolute path (a store of the copy's would be under .dvc/tmp).
+    store = f"sqlite:///{(smoke_repo / 'mlflow.db').resolve()}"
+    temp_said = store_lines(proc.stdout + proc.stderr, store)
+    assert proc.returncode == 0 and temp_said["evaluate"], (proc.stdout + proc.stderr)[-4000:]
     assert "Stage 'train' is cached - skipping run" in proc.stdout + proc.stderr  # DVC's run cache
     for extra in (["decode.beam_size=4"], ["decode.length_penalty=0.0"], ["decode.beam_size=1"],
                   ["decode.beam_size=1", "trainer.average_last=2", "decode.checkpoint=averaged"]):  # retrains
@@ -270,6 +282,24 @@ def test_queued_and_temp_experiments_each_land_one_run(smoke_repo, data_override
         assert str(beam(data)) == run.data.params["decode.beam_size"], name
     repeat = [n for n in exps if n not in {r.data.tags["dvc.exp_name"] for r in runs}]
     assert len(repeat) == 1 and by_name[repeat[0]].info.run_id == decode_only["second"], repeat
+    logged = {new[("3", "1.0", "best")].data.tags["dvc.exp_name"]: temp_said}
+    for run in new.values():  # what each queued experiment's stages said, from the queue's log
+        name = run.data.tags["dvc.exp_name"]
+        if name not in logged:
+            logged[name] = store_lines(dvc("queue", "logs", name, cwd=smoke_repo).stdout, store)
+    by_run = {r.info.run_id: r for r in new.values()}
+    for name, said in logged.items():
+        # evaluate logged into a run that the repository's store holds, of this very experiment
+        assert [by_run[i].data.tags["dvc.exp_name"] for i in said["evaluate"]] == [name], (name, said)
+        # a retrained model's run, created by the train stage in the temporary copy, is that same run
+        trained = by_run[said["evaluate"][0]].data.tags.get("seq2seq.model_run_id") is None
+        assert said["train"] == (said["evaluate"] if trained else []), (name, said)
+        # and its files are the repository's too: artifacts outlive the temporary copy
+        artifacts = MlflowClient(db).list_artifacts(said["evaluate"][0], "evaluate")
+        assert {Path(a.path).name for a in artifacts} == {"hyps.txt", "test.json"}, (name, artifacts)
+        artifact_root = (smoke_repo / "mlartifacts").resolve().as_uri()
+        assert by_run[said["evaluate"][0]].info.artifact_uri.startswith(artifact_root), name
+    assert len(logged) == 4
 
 
 def test_translate_cli_uses_the_trained_model(smoke_repo):

@@ -3,7 +3,6 @@ stages at the same moment, and each may be the first to create the sqlite store.
 
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -14,8 +13,11 @@ import sys, time
 from seq2seq import tracking
 from seq2seq.config import compose
 cfg = compose([f"mlflow.tracking_uri=sqlite:///{sys.argv[1]}"])
-time.sleep(max(0.0, float(sys.argv[2]) - time.time()))  # all processes start together
-print(tracking.start_run(cfg)[1])
+print("ready", flush=True)
+sys.stdin.readline()  # the barrier: the test lets every process go at once
+entered = time.time()
+run_id = tracking.start_run(cfg)[1]
+print(entered, time.time(), run_id)
 """
 
 
@@ -24,13 +26,25 @@ def test_parallel_stages_create_one_store_and_lose_no_run(tmp_path):
     from mlflow import MlflowClient
 
     db = tmp_path / "mlflow.db"
-    start = time.time() + 15  # after every interpreter has imported mlflow
-    procs = [subprocess.Popen([sys.executable, "-c", STARTER, str(db), str(start)], cwd=ROOT, env=run_env(),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
-    outs = [p.communicate(timeout=300) for p in procs]
-    for p, (out, err) in zip(procs, outs):
-        assert p.returncode == 0, err[-3000:]
-    run_ids = {out.split()[-1] for out, _ in outs}
+    errs = [open(tmp_path / f"stderr_{i}", "w+") for i in range(4)]  # closed below
+    procs = [subprocess.Popen([sys.executable, "-c", STARTER, str(db)], cwd=ROOT, env=run_env(), stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=err, text=True) for err in errs]
+    try:
+        for p, err in zip(procs, errs):  # every interpreter has imported mlflow and composed its config
+            assert p.stdout.readline() == "ready\n", err.seek(0) or err.read()[-3000:]
+        for p in procs:
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        outs = [p.communicate(timeout=300)[0] for p in procs]
+        for p, err in zip(procs, errs):
+            assert p.returncode == 0, err.seek(0) or err.read()[-3000:]
+    finally:
+        for p, err in zip(procs, errs):
+            p.kill()
+            err.close()
+    entered, left, run_ids = zip(*(out.split() for out in outs))
+    # The race happened: every process was inside start_run before the first one came out of it.
+    assert max(map(float, entered)) < min(map(float, left)), (entered, left)
     mlc = MlflowClient(f"sqlite:///{db}")
     (exp,) = [e for e in mlc.search_experiments() if e.name == "seq2seq"]  # one, not one per process
-    assert {r.info.run_id for r in mlc.search_runs([exp.experiment_id])} == run_ids and len(run_ids) == 4
+    assert {r.info.run_id for r in mlc.search_runs([exp.experiment_id])} == set(run_ids) and len(set(run_ids)) == 4

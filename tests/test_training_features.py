@@ -1,12 +1,17 @@
-"""Schedules, weight averaging, throughput counting and the precision warning of the train stage."""
+"""Schedules, weight averaging, throughput counting, reseeding and the precision warning of the train stage."""
 
+import warnings
+from types import SimpleNamespace
+
+import lightning as L
 import pytest
 import torch
 from omegaconf import OmegaConf
 
-from seq2seq.callbacks import KeepLastWeights
+from seq2seq.callbacks import KeepLastWeights, ReseedEachStep, micro_batch_seed
 from seq2seq.config import compose, validate
 from seq2seq.errors import ConfigError
+from seq2seq.models.dropout import Dropout
 from seq2seq.module import TranslationModule
 from seq2seq import train
 from seq2seq.train import slow_cpu_bf16_warning
@@ -134,16 +139,39 @@ def test_bf16_recurrent_models_are_refused_where_onednn_has_no_bf16_rnn(monkeypa
             train.check_cpu_bf16_rnn(True, "bf16-mixed", lstm)
 
 
-def test_the_bf16_rnn_probe_agrees_with_a_real_lstm():
-    """The probe is what happens: a bf16 LSTM runs exactly where the probe says it does."""
-    lstm = torch.nn.LSTM(16, 32, batch_first=True)
+def test_the_bf16_rnn_probe_says_whether_a_bf16_training_step_of_the_lstm_model_runs():
+    """The probe is what happens, checked by other code than the probe's: a forward and backward pass
+    of the project's LSTM model under bf16 autocast, as training runs it, works exactly where the
+    probe says bf16 RNNs run (on this CPU, whichever that is), and fails in oneDNN where it says not."""
+    model = build_model({"_target_": "seq2seq.models.Seq2Seq", "emb_size": 8, "hidden_size": 8}, 20, 20).train()
+    gen = torch.Generator().manual_seed(0)
+    src, lens = torch.randint(4, 20, (3, 5), generator=gen), torch.tensor([5, 4, 2])  # [3, 5], [3]
+    tgt_in = torch.randint(4, 20, (3, 6), generator=gen)  # [3, 6]
     try:
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            lstm(torch.randn(3, 5, 16))
+            logits = model(src, lens, tgt_in)  # [3, 6, 20]
+        logits.float().sum().backward()
         runs = True
-    except RuntimeError:
+    except RuntimeError as e:
+        assert "could not create a primitive" in str(e), e  # oneDNN's refusal, not another failure
         runs = False
     assert train.cpu_runs_rnns_in_bf16() is runs
+
+
+@pytest.mark.parametrize("runs", [True, False])
+def test_the_bf16_rnn_probe_gives_both_answers(monkeypatch, runs):
+    """Whatever this CPU does: an LSTM that runs under bf16 autocast (here one that computes in fp32)
+    makes the probe say yes; one that fails as oneDNN does without AVX512 makes it say no."""
+
+    class LSTM(torch.nn.LSTM):
+        def forward(self, x, *args):
+            if not runs:
+                raise RuntimeError("could not create a primitive descriptor for the LSTM forward propagation primitive")
+            with torch.autocast("cpu", enabled=False):
+                return super().forward(x.float(), *args)
+
+    monkeypatch.setattr(torch.nn, "LSTM", LSTM)
+    assert train.cpu_runs_rnns_in_bf16.__wrapped__() is runs  # not the cached answer of this CPU
 
 
 def test_lightning_prints_no_cloud_logger_advertisement(caplog):
@@ -289,3 +317,78 @@ def test_validation_scores_fp32_greedy_decoding_under_bf16_autocast(name):
     assert dtypes[0] == torch.bfloat16  # the loss's forward pass
     assert len(dtypes) > 1 and set(dtypes[1:]) == {torch.float32}  # every decoding step
     assert sorted(module._val_hyps) == [0, 1, 2, 3]
+
+
+# --- ReseedEachStep: dropout masks per micro-batch and rank, the same after a resume -------------
+class MaskRecorder(L.LightningModule):
+    """Five one-sample batches an epoch; records the dropout mask each training micro-batch draws."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(4))
+        self.drop = Dropout(0.5)
+        self.masks: list[tuple[int, int, torch.Tensor]] = []  # (epoch, optimizer steps done, mask [256])
+
+    def training_step(self, batch, batch_idx):
+        mask = self.drop(torch.ones(256)) != 0  # [256]
+        self.masks.append((self.current_epoch, self.trainer.global_step, mask))
+        return (self.w * batch[0]).sum()
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    def train_dataloader(self):
+        return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.ones(5, 4)), batch_size=1)
+
+
+def fit_recording(max_epochs: int, state, resume: bool = False) -> MaskRecorder:
+    """Fit with accumulate_grad_batches=2 (optimizer steps after micro-batches 2, 4 and 5 of an epoch),
+    checkpointing at each epoch's end as the train stage does; resume from `state`/last.ckpt."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    torch.manual_seed(1234 if resume else 0)  # what the global generator held before does not matter
+    module = MaskRecorder()
+    checkpoint = ModelCheckpoint(dirpath=state, save_last=True, save_on_train_epoch_end=True,
+                                 enable_version_counter=False)
+    trainer = L.Trainer(max_epochs=max_epochs, accumulate_grad_batches=2, accelerator="cpu", logger=False,
+                        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+                        callbacks=[ReseedEachStep(7), checkpoint], default_root_dir=state)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*(does not have many workers|smaller than the logging interval"
+                                                  "|exists and is not empty).*")
+        trainer.fit(module, ckpt_path=str(state / "last.ckpt") if resume else None)
+    return module
+
+
+def test_micro_batches_of_one_optimizer_step_draw_different_dropout_masks(tmp_path):
+    masks = fit_recording(2, tmp_path).masks
+    assert [(epoch, step) for epoch, step, _ in masks] == [(0, 0), (0, 0), (0, 1), (0, 1), (0, 2),
+                                                           (1, 3), (1, 3), (1, 4), (1, 4), (1, 5)]
+    drawn = [m for _, _, m in masks]
+    assert all(not torch.equal(a, b) for i, a in enumerate(drawn) for b in drawn[i + 1:])  # every micro-batch its own
+
+
+def test_a_resumed_run_draws_the_masks_of_an_uninterrupted_one(tmp_path):
+    uninterrupted = fit_recording(2, tmp_path / "through").masks
+    fit_recording(1, tmp_path / "killed")
+    resumed = fit_recording(2, tmp_path / "killed", resume=True).masks
+    assert [(e, s) for e, s, _ in resumed] == [(e, s) for e, s, _ in uninterrupted if e == 1]
+    assert all(torch.equal(a, b) for (_, _, a), (_, _, b) in zip(resumed, uninterrupted[5:]))
+
+
+def masks_at(micro_batch: int, rank: int, seed: int = 7) -> torch.Tensor:
+    """The mask a training micro-batch draws on a DDP rank, after whatever the generator did before."""
+    torch.rand(100)
+    trainer = SimpleNamespace(global_rank=rank, global_step=micro_batch // 2,
+                              fit_loop=SimpleNamespace(epoch_loop=SimpleNamespace(total_batch_idx=micro_batch)))
+    ReseedEachStep(seed).on_train_batch_start(trainer, None, None, micro_batch)
+    return Dropout(0.5)(torch.ones(256)) != 0  # [256]
+
+
+def test_ddp_ranks_draw_different_masks_and_the_same_micro_batch_and_rank_the_same():
+    assert all(not torch.equal(masks_at(3, rank=a), masks_at(3, rank=b)) for a in range(4) for b in range(a))
+    assert torch.equal(masks_at(3, rank=1), masks_at(3, rank=1))
+    assert not torch.equal(masks_at(3, rank=0), masks_at(3, rank=0, seed=8))
+    ranks, micro_batches = range(256), [*range(64), *range(2**24 - 64, 2**24)]
+    seeds = {micro_batch_seed(7, m, r) for m in micro_batches for r in ranks}
+    assert len(seeds) == len(ranks) * len(micro_batches) and max(seeds) < 2**32  # mt19937 keeps 32 bits

@@ -110,15 +110,27 @@ class KeepLastWeights(Callback):
 
 
 class ReseedEachStep(Callback):
-    """Seeds torch from (seed, step) before every training step, so that dropout draws the same
-    numbers whether the run went through or was resumed from a checkpoint (whatever else used the
-    global generator in between, e.g. a DataLoader drawing its base seed)."""
+    """Seeds torch before every training micro-batch from (seed, micro-batch, rank), so that dropout
+    draws the same numbers whether the run went through or was resumed from a checkpoint (whatever
+    else used the global generator in between, e.g. a DataLoader drawing its base seed).
+
+    The micro-batch is the batch's index across epochs (Lightning's `total_batch_idx`, restored from
+    the checkpoint with the loop's progress): with `accumulate_grad_batches` > 1 the micro-batches
+    of one optimizer step draw different masks, and so do the DDP ranks (`global_rank`). With one
+    process and no accumulation the index is the optimizer step, the seed of earlier versions."""
 
     def __init__(self, seed: int):
         self.seed = seed
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        torch.manual_seed(self.seed * 1_000_003 + trainer.global_step)
+        torch.manual_seed(micro_batch_seed(self.seed, trainer.fit_loop.epoch_loop.total_batch_idx, trainer.global_rank))
+
+
+def micro_batch_seed(seed: int, micro_batch: int, rank: int) -> int:
+    """The torch seed of one micro-batch on one rank. Torch's CPU generator (mt19937) keeps only a
+    seed's low 32 bits: these are distinct for every (micro-batch, rank) of a run while micro-batches
+    number fewer than 2**24 (16.7 million) and ranks fewer than 256."""
+    return (seed * 1_000_003 + micro_batch + (rank << 24)) % (1 << 32)
 
 
 class SaveModelConfig(Callback):

@@ -42,19 +42,20 @@ def score(hyps: list[str], refs: list[str], lang: str = "en") -> dict:
 
 def tokenized_bleu(hyps: list[str], refs: list[str], lang: str) -> tuple[float, str]:
     """BLEU comparable with published IWSLT'14 figures (fairseq's prepare-iwslt14.sh and scorer,
-    Joey NMT): both sides get fairseq's ’ → ' replacement, the Moses tokenizer (sacremoses,
-    language `lang`, no aggressive hyphen splitting) and lowercasing; then corpus BLEU with no
-    further tokenization and no smoothing (multi-bleu.perl). Not comparable with sacreBLEU."""
+    Joey NMT): both sides get fairseq's ’ → ' replacement, the Moses tokenizer as the prepare stage
+    runs it (prepare.moses_words: tokenizer.perl -l `lang`, the period after a sentence-final
+    abbreviation split off) and lowercasing; then corpus BLEU with no further tokenization and no
+    smoothing (multi-bleu.perl). Not comparable with sacreBLEU."""
     import sacremoses
 
-    moses = sacremoses.MosesTokenizer(lang=lang)
+    from seq2seq.prepare import moses_words
 
-    def prep(lines: list[str]) -> list[str]:
-        return [moses.tokenize(line.replace("\u2019", "'"), escape=False, return_str=True) for line in lines]
+    def prep(lines: list[str], what: str) -> list[str]:
+        return [" ".join(words) for words in moses_words([line.replace("\u2019", "'") for line in lines], lang, what)]
 
     metric = sacrebleu.metrics.BLEU(tokenize="none", lowercase=True, smooth_method="none", force=True)
-    value = round(metric.corpus_score(prep(hyps), [prep(refs)]).score, 4)
-    return value, f"moses:sacremoses-{sacremoses.__version__}|lang:{lang}|{metric.get_signature()}"
+    value = round(metric.corpus_score(prep(hyps, "hypotheses"), [prep(refs, "references")]).score, 4)
+    return value, f"moses:tokenizer.perl-sacremoses-{sacremoses.__version__}|lang:{lang}|{metric.get_signature()}"
 
 
 def run(cfg, data: Path, tokenizer: Path, checkpoints: Path, out: Path, metrics: Path) -> None:
