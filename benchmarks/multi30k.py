@@ -229,7 +229,11 @@ def run_config(name: str, overrides: list[str], src: str, tgt: str, work: Path, 
                    "--state", W(".train_state"), "--history", W("plots/history.csv")]),
         ("evaluate", [py, "-m", "seq2seq.evaluate", "--params", str(params), "--data", W("prepared"),
                       "--tokenizer", W("tokenizer"), "--checkpoints", W("train/checkpoints"),
-                      "--run", W("train/mlflow_run.json"), "--out", W("evaluate"), "--metrics", W("metrics/test.json")]),
+                      "--out", W("evaluate"), "--metrics", W("metrics/test.json")]),
+        ("track", [py, "-m", "seq2seq.track", "--params", str(params), "--data", W("prepared"),
+                   "--tokenizer", W("tokenizer"), "--checkpoints", W("train/checkpoints"),
+                   "--run", W("train/mlflow_run.json"), "--evaluate", W("evaluate"), "--metrics", W("metrics/test.json"),
+                   "--train-metrics", W("metrics/train.json"), "--history", W("plots/history.csv")]),
     ]
     missing = missing_conf_files(overrides)
     if missing:

@@ -179,6 +179,34 @@ def test_tracking_server_lost_mid_run_does_not_stop_training(stages_dir, tmp_pat
     assert "not logged" in stderr
     assert (stages_dir / "train" / "checkpoints" / "best.ckpt").exists()
     assert json.loads((stages_dir / "train.json").read_text())["epochs"] == 3
+    # the server back at its address: the track stage adds the curves and summary training could not log
+    run_id = json.loads((stages_dir / "train" / "mlflow_run.json").read_text())["run_id"]
+    server = MlflowServer(tmp_path, port=int(server.uri.rsplit(":", 1)[1]))
+    try:
+        server.wait_ready()
+        env = run_env(MLFLOW_TRACKING_URI=server.uri)
+        sh([sys.executable, "-m", "seq2seq.evaluate", "--params", str(params), "--data", "prepared", "--tokenizer",
+            "tokenizer", "--checkpoints", "train/checkpoints", "--out", "evaluate_lost", "--metrics", "test_lost.json"],
+           cwd=stages_dir, env=env)
+        from mlflow import MlflowClient
+
+        mlc = MlflowClient(server.uri)
+        assert len(mlc.get_metric_history(run_id, "valid_bleu")) < 3 and "train.epochs" not in mlc.get_run(run_id).data.metrics
+        track = [sys.executable, "-m", "seq2seq.track", "--params", str(params), "--data", "prepared", "--tokenizer",
+                 "tokenizer", "--checkpoints", "train/checkpoints", "--run", "train/mlflow_run.json", "--evaluate",
+                 "evaluate_lost", "--metrics", "test_lost.json", "--train-metrics", "train.json", "--history", "history.csv"]
+        out = sh(track, cwd=stages_dir, env=env).stdout
+        assert "training values the train stage could not log added" in out
+        history = mlc.get_metric_history(run_id, "valid_bleu")
+        rows = (stages_dir / "history.csv").read_text().splitlines()[1:]
+        assert [round(m.value, 4) for m in sorted(history, key=lambda m: m.step)] == [
+            round(float(r.split(",")[5]), 4) for r in rows]  # every epoch once, in order
+        assert len({m.step for m in history}) == 3
+        assert mlc.get_run(run_id).data.metrics["train.epochs"] == 3
+        assert "could not log" not in sh(track, cwd=stages_dir, env=env).stdout  # nothing more the second time
+        assert len(mlc.get_metric_history(run_id, "valid_bleu")) == 3
+    finally:
+        server.kill()
 
 
 @pytest.mark.slow

@@ -107,9 +107,12 @@ def repair_training(mlc, run_id: str, history_csv: Path, train_metrics: Path) ->
         columns = {"train_loss_epoch": "train_loss", "valid_loss": "valid_loss", "valid_ppl": "valid_ppl",
                    "valid_bleu": "valid_bleu"}
         for name, column in columns.items():
-            logged = {m.step for m in mlc.get_metric_history(run_id, name)}
-            added += [Metric(name, float(r[column]), 0, int(r["step"])) for r in rows
-                      if r.get(column) not in (None, "") and int(r["step"]) not in logged]
+            # the run holds the first epochs' points (a server lost mid-run loses the later ones);
+            # added points take the steps Lightning gave the logged ones (its step and the CSV's differ)
+            values = [r for r in rows if r.get(column) not in (None, "")]
+            logged = sorted(m.step for m in mlc.get_metric_history(run_id, name))
+            offset = logged[0] - int(values[0]["step"]) if logged and values else 0
+            added += [Metric(name, float(r[column]), 0, int(r["step"]) + offset) for r in values[len(logged):]]
     if train_metrics.exists():
         have = mlc.get_run(run_id).data.metrics
         summary = json.loads(train_metrics.read_text())
