@@ -11,8 +11,9 @@ time good requests only (1-8 sentences each), half of the time the mix (80% good
 the same machine. It prints requests/s, p50/p99 of the good requests without and with the mix,
 the counts by HTTP status, every answer that was not the expected one (a good request must get
 one translation per sentence, a malformed or abusive one a 400 naming its row or limit), how long
-a one-word request takes once the load is over, and the CPU model. Exit status 1 if any answer
-was unexpected. Timings compare only on the same, otherwise idle machine.
+a one-word request takes once the load is over, how busy other processes kept the CPUs, and the
+CPU model. Exit status 1 if any answer was unexpected. Timings compare only on the same, otherwise
+idle machine.
 
 tests/test_registry.py runs the same requests for a few seconds against the smoke model.
 """
@@ -212,6 +213,12 @@ class ModelServer:
                 self.proc.wait(timeout=30)
 
 
+def busy_cpu_seconds() -> float:
+    """CPU time the whole machine has spent busy since boot, all cores together (Linux /proc/stat)."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, Path("/proc/stat").read_text().split()[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def summary(answers: list[Answer], seconds: float) -> dict:
     """requests/s of each phase, p50/p99 of good requests in each, counts by status and kind, problems."""
     out = {}
@@ -247,7 +254,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         server.wait_ready()
         send(requests.Session(), server.url, "good", "warm-up", random.Random(0), 120)
+        before = busy_cpu_seconds(), server.cpu_seconds(), time.process_time(), time.perf_counter()
         answers = alternate(server.url, args.clients, args.seconds, args.slices, args.seed)
+        others = busy_cpu_seconds() - before[0] - (server.cpu_seconds() - before[1]) - (time.process_time() - before[2])
+        wall = time.perf_counter() - before[3]
         time.sleep(2)
         cpu = server.cpu_seconds()
         start = time.perf_counter()
@@ -268,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {phase} | {r['requests_per_s']:.1f} | {r['good_p50_s']:.3f} | {r['good_p99_s']:.3f} | {counts} |")
     print(f"after the load: a one-word request answered {tiny.status_code} in {tiny_s:.3f} s; "
           f"the server used {idle_cpu:.2f} s of CPU in the 4 s around it")
+    print(f"other processes kept {others / wall:.2f} of the {os.cpu_count()} CPUs busy during the load "
+          "(compare timings only when this is near 0)")
     for problem in result["problems"][:20]:
         print(f"unexpected: {problem}")
     print(f"{len(result['problems'])} unexpected answers")

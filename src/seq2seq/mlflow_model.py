@@ -52,10 +52,10 @@ PARAMS = {
 class Limits:
     """What one request may ask for. MLflow's scoring server answers 504 after 60 s but cannot stop
     the decoding, so the model refuses up front what could take longer. The largest request the
-    defaults allow (every limit at once, batch_size 1, a model that never emits EOS) takes about
-    11 s of one CPU core with the smoke recipe's model; a larger model or a slower machine wants
-    smaller limits. Each is read from the environment variable SEQ2SEQ_SERVE_ + its name in
-    capitals (SEQ2SEQ_SERVE_MAX_BEAM, ...) when the model loads."""
+    defaults allow (every limit at once, batch_size 1, a model that never emits EOS) took 6-8 s
+    through `mlflow models serve` on 2 CPU cores with the smoke recipe's model; a larger model or
+    a slower machine wants smaller limits. Each is read from the environment variable
+    SEQ2SEQ_SERVE_ + its name in capitals (SEQ2SEQ_SERVE_MAX_BEAM, ...) when the model loads."""
 
     max_rows: int = 32  # sentences a request
     max_source_tokens: int = 96  # SentencePiece tokens of one source sentence (EOS not counted)
