@@ -156,10 +156,11 @@ def test_the_mlflow_model_serves_either_engine(trained, tmp_path):
     from mlflow.exceptions import MlflowException
     from omegaconf import OmegaConf
 
+    from seq2seq.mlflow_model import Limits
     from seq2seq.registry import save_model
 
     decode = {"beam_size": 1, "length_penalty": 1.0, "max_len_a": 1.5, "max_len_b": 10, "batch_size": 16}
-    sentences = [s for s, _ in trained.test[:40]]
+    sentences = [s for s, _ in trained.test[:Limits().max_rows]]  # as many as a request may hold
     (tmp_path / "params.yaml").write_text("decode: {}\n")
     paths = {}
     for engine in ("torch", "ctranslate2"):

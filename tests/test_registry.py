@@ -1,6 +1,7 @@
 """The evaluated model in MLflow, for real: the smoke pipeline in a temporary git repository with a
-DVC remote registers its model; `mlflow models serve` answers like the translate command; a
-fresh clone gets back from the registered version alone to the version's exact test scores."""
+DVC remote registers its model; `mlflow models serve` answers like the translate command, and
+refuses malformed requests and requests over its serving limits, also under load; a fresh clone
+gets back from the registered version alone to the version's exact test scores."""
 
 import hashlib
 import json
@@ -14,8 +15,11 @@ import requests
 import yaml
 from mlflow import MlflowClient
 
-from conftest import dvc, free_port, make_repo_copy, run_env, sh
+from conftest import ROOT, dvc, make_repo_copy, run_env, sh
 from iwslt_fixtures import build_iwslt_archive
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import serve_load  # noqa: E402  (benchmarks/serve_load.py: the server, the requests and their checks)
 
 pytestmark = pytest.mark.slow
 
@@ -92,31 +96,14 @@ def translate_cli(repo: Path, sentences: list[str], *args: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def served(origin):
-    """`mlflow models serve -m models:/seq2seq-de-en/1 --env-manager local` on a free port."""
-    port = free_port()
-    log = open(origin["tmp"] / "serve.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{NAME}/1",
-                             "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
-                            cwd=origin["tmp"], env=run_env(MLFLOW_TRACKING_URI=origin["db"]), stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 180
-    while True:
-        try:
-            if requests.get(f"{url}/ping", timeout=2).ok:
-                break
-        except requests.ConnectionError:
-            pass
-        assert proc.poll() is None, (origin["tmp"] / "serve.log").read_text()[-3000:]
-        assert time.time() < deadline, "mlflow models serve did not start"
-        time.sleep(1)
-    yield url
-    import os
-    import signal
-
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=30)
-    log.close()
+    """`mlflow models serve -m models:/seq2seq-de-en/1 --env-manager local` on a free port, default limits."""
+    server = serve_load.ModelServer(f"models:/{NAME}/1", origin["tmp"] / "serve.log", cwd=origin["tmp"],
+                                    env=run_env(MLFLOW_TRACKING_URI=origin["db"]))
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
 
 
 def invoke(url: str, body) -> requests.Response:
@@ -127,11 +114,11 @@ def test_served_model_answers_like_the_translate_command(origin, served):
     split = {"dataframe_split": {"columns": ["source"], "data": [[s] for s in SENTENCES]}}
     for args, params in (((), {}), (("--beam", "1"), {"beam_size": 1}), (("--beam", "4", "--length-penalty", "0"),
                                                                             {"beam_size": 4, "length_penalty": 0.0})):
-        answer = invoke(served, {**split, "params": params})
+        answer = invoke(served.url, {**split, "params": params})
         assert answer.status_code == 200, answer.text
         got = [p["translation"] for p in answer.json()["predictions"]]
         assert got == translate_cli(origin["repo"], SENTENCES, *(args or ("--beam", "2"))), params  # smoke: beam 2
-    nbest = invoke(served, {"inputs": {"source": SENTENCES[:1]}, "params": {"beam_size": 3, "n_best": 3}}).json()
+    nbest = invoke(served.url, {"inputs": {"source": SENTENCES[:1]}, "params": {"beam_size": 3, "n_best": 3}}).json()
     cli = [line.split("\t") for line in translate_cli(origin["repo"], SENTENCES[:1], "--beam", "3", "--n-best", "3")]
     assert nbest["predictions"][0]["nbest"] == [text for _, text in cli]
     assert [round(s, 4) for s in nbest["predictions"][0]["nbest_scores"]] == [float(score) for score, _ in cli]
@@ -141,15 +128,72 @@ def test_served_model_answers_like_the_translate_command(origin, served):
     ({"dataframe_split": {"columns": ["text"], "data": [["Haus ."]]}}, "missing inputs ['source']"),
     ({"dataframe_split": {"columns": ["source"], "data": []}}, "no sentences"),
     ({"inputs": {"source": []}}, "no sentences"),
-    ({"dataframe_split": {"columns": ["source"], "data": [["Haus ."], [3]]}}, "row 1 of 'source' is 3 (int), not a string"),
+    ({"dataframe_split": {"columns": ["source"], "data": [["Haus ."], [3]]}}, "row 1 of 'source' is 3 (a number), not a string"),
     ({"inputs": {"source": ["Haus ."]}, "params": {"beam_size": 0}}, "beam_size=0: must be at least 1"),
     ({"inputs": {"source": ["Haus ."]}, "params": {"beam_size": 2, "n_best": 3}}, "n_best=3: must not exceed beam_size=2"),
     ({"inputs": {"source": ["Haus ."]}, "params": {"max_len_b": -1}}, "must not be negative"),
 ])
 def test_served_model_refuses_bad_requests_and_keeps_serving(served, body, says):
-    answer = invoke(served, body)
+    answer = invoke(served.url, body)
     assert 400 <= answer.status_code < 500 and says in answer.json()["message"], answer.text
-    assert invoke(served, {"inputs": {"source": ["Haus ."]}}).status_code == 200
+    assert invoke(served.url, {"inputs": {"source": ["Haus ."]}}).status_code == 200
+
+
+@pytest.mark.parametrize("body, says", serve_load.MALFORMED + serve_load.ABUSIVE,
+                         ids=[f"malformed{i}" for i in range(len(serve_load.MALFORMED))]
+                         + [f"abusive{i}" for i in range(len(serve_load.ABUSIVE))])
+def test_served_model_refuses_non_strings_and_requests_over_its_limits(served, body, says):
+    """MLflow converts a string column's values to strings before the model sees them (42 -> "42");
+    the signature declares the column Any so that these reach the model as sent. Each request over
+    a serving limit is refused before anything is decoded, naming the limit's variable."""
+    start = time.perf_counter()
+    answer = invoke(served.url, body)
+    assert answer.status_code == 400 and all(part in answer.json()["message"] for part in says), answer.text[-600:]
+    assert time.perf_counter() - start < 10  # refused up front: decoded, any of these would take minutes
+
+
+def test_served_model_under_load(served):
+    """4 clients, 6 s of good requests only and 6 s of the mix (80% good, 10% malformed, 10% over a
+    limit), alternating: every good request gets one translation a sentence, every other one a 400
+    naming its row or limit, nothing else (no 5xx, no dropped connection); the mix leaves the good
+    requests' p99 within 2x; a few seconds after the last answer the server is idle."""
+    answers = serve_load.alternate(served.url, clients=4, seconds=6, slices=3, timeout=30)
+    result = serve_load.summary(answers, seconds=6)
+    assert result["problems"] == [], result
+    kinds = {a.kind for a in answers if a.phase == "mix"}
+    assert kinds == {"good", "malformed", "abusive"} and len(answers) > 40, result
+    assert result["mix"]["good_p99_s"] <= 2 * result["good-only"]["good_p99_s"], result
+    time.sleep(2)
+    cpu = served.cpu_seconds()
+    time.sleep(2)
+    assert served.cpu_seconds() - cpu < 0.5, "the server still works after the last answer"
+    start = time.perf_counter()
+    assert invoke(served.url, {"inputs": {"source": ["Haus"]}}).status_code == 200
+    assert time.perf_counter() - start < 2
+
+
+def test_serving_limits_come_from_the_environment(origin, monkeypatch):
+    """SEQ2SEQ_SERVE_* are read when the model loads: a raised limit admits what the default
+    refuses, a limit below the model's own settings fails the load, a bad value is named."""
+    import mlflow.pyfunc
+    import pandas as pd
+    from mlflow.exceptions import MlflowException
+
+    from seq2seq.mlflow_model import Limits
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", origin["db"])
+    rows = pd.DataFrame({"source": ["Haus ."] * (Limits().max_rows + 1)})
+    with pytest.raises(MlflowException, match="over this server's limit of .*SEQ2SEQ_SERVE_MAX_ROWS"):
+        mlflow.pyfunc.load_model(f"models:/{NAME}/1").predict(rows)
+    monkeypatch.setenv("SEQ2SEQ_SERVE_MAX_ROWS", str(Limits().max_rows + 1))
+    assert len(mlflow.pyfunc.load_model(f"models:/{NAME}/1").predict(rows)) == len(rows)
+    monkeypatch.setenv("SEQ2SEQ_SERVE_MAX_BEAM", "1")  # the smoke recipe decodes with beam 2
+    with pytest.raises(MlflowException, match="the model's default decoding settings: parameter beam_size=2: "
+                                              "over this server's limit of 1 .SEQ2SEQ_SERVE_MAX_BEAM"):
+        mlflow.pyfunc.load_model(f"models:/{NAME}/1")
+    monkeypatch.setenv("SEQ2SEQ_SERVE_MAX_BEAM", "many")
+    with pytest.raises(ValueError, match="SEQ2SEQ_SERVE_MAX_BEAM='many': must be a positive integer"):
+        mlflow.pyfunc.load_model(f"models:/{NAME}/1")
 
 
 def test_a_registered_version_reproduces_from_a_fresh_clone(origin):

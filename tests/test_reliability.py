@@ -249,7 +249,7 @@ def test_checkpoints_load_without_running_pickled_code(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     torch.save({"seq2seq": {"model": {}, "src_vocab_size": 8, "tgt_vocab_size": 8}, "state_dict": {}, "x": _Exploit()},
                tmp_path / "evil.ckpt", pickle_protocol=2)
-    with pytest.raises(DataError, match=r"evil\.ckpt: not a checkpoint of this project's train stage \(Weights only load failed"):
+    with pytest.raises(DataError, match=r"evil\.ckpt: not a checkpoint of this project's train stage$"):
         load_model(tmp_path / "evil.ckpt")
     assert not (tmp_path / "pwned").exists()
 

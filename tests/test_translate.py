@@ -33,6 +33,22 @@ def test_a_file_that_is_no_checkpoint_is_one_clean_line(tmp_path, capsys):
         assert f"error: {path}: not a checkpoint of this project's train stage" in err
 
 
+def test_a_pickle_that_is_no_checkpoint_is_named_without_pytorchs_advice(tmp_path, capsys):
+    """torch.load(weights_only=True) refuses a pickle holding more than tensors and adds that the
+    file "can still be loaded" with weights_only=False (which runs the code it names): the
+    translate command says only that it is not a checkpoint of this project."""
+    import argparse
+
+    import torch
+
+    path = tmp_path / "options.pt"
+    torch.save({"args": argparse.Namespace(beam=5)}, path)
+    with pytest.raises(Exception, match="can still be loaded"):
+        torch.load(path, weights_only=True)  # what PyTorch itself would say
+    err = error_of(["--checkpoint", str(path), "x"], capsys)
+    assert err == f"error: {path}: not a checkpoint of this project's train stage\n", err
+
+
 def test_a_missing_checkpoint_is_one_clean_line_in_every_entry_point(tmp_path, capsys):
     from seq2seq.errors import DataError
     from seq2seq.export import main as export_main

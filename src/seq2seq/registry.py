@@ -131,13 +131,16 @@ def inference_code(dest: Path) -> Path:
 def signature(cfg):
     from mlflow.models import ModelSignature
     from mlflow.types import DataType
-    from mlflow.types.schema import Array, ColSpec, ParamSchema, ParamSpec, Schema
+    from mlflow.types.schema import AnyType, Array, ColSpec, ParamSchema, ParamSpec, Schema
 
     from seq2seq.mlflow_model import INPUT_COLUMN, PARAMS
 
     defaults = model_config(cfg)
+    # The sentences are declared Any, not string: for a string column MLflow's scoring server
+    # converts every value to a string before the model sees it (42 -> "42", null -> "None");
+    # declared Any, the values arrive as sent and seq2seq.mlflow_model refuses non-strings.
     return ModelSignature(
-        inputs=Schema([ColSpec(DataType.string, INPUT_COLUMN)]),
+        inputs=Schema([ColSpec(AnyType(), INPUT_COLUMN)]),
         outputs=Schema([ColSpec(DataType.string, "translation"), ColSpec(DataType.double, "score", required=False),
                         ColSpec(Array(DataType.string), "nbest", required=False),
                         ColSpec(Array(DataType.double), "nbest_scores", required=False)]),

@@ -34,9 +34,10 @@ def load_model(checkpoint: str | Path) -> tuple[torch.nn.Module, dict]:
     try:
         ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
         meta = ckpt["seq2seq"]
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, KeyError, TypeError, IndexError) as e:
-        why = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        raise DataError(f"{checkpoint}: not a checkpoint of this project's train stage ({why})") from None
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, KeyError, TypeError, IndexError):
+        # Not PyTorch's reason: for a pickle holding more than tensors it says the file "can still be
+        # loaded" with weights_only=False, which would run whatever code the pickle names.
+        raise DataError(f"{checkpoint}: not a checkpoint of this project's train stage") from None
     model = build_model(meta["model"], meta["src_vocab_size"], meta["tgt_vocab_size"], source=str(checkpoint))
     state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()}
     model.load_state_dict(state)
