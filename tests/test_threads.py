@@ -1,8 +1,11 @@
 """Thread budgets (seq2seq.stage): stages of one repository share the cores, OMP_NUM_THREADS pins the
-count, OpenMP waits passively.
+count, OpenMP waits passively; the train stage records the count and prints progress lines.
 Determinism policy: bitwise identical results at one thread count (not across counts)."""
 
+import io
+import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -10,12 +13,16 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from conftest import run_env
 from model_helpers import build, padded_batch, target
 from seq2seq import stage
+from seq2seq.callbacks import Progress, Throughput, clock
+from seq2seq.config import compose
 from seq2seq.module import sequence_loss
 from seq2seq.stage import StageThreads
+from test_learning import corpus
 
 SRC = str(Path(stage.__file__).resolve().parents[1])  # the seq2seq under test, for subprocesses run elsewhere
 
@@ -137,3 +144,93 @@ def test_training_steps_are_bitwise_identical_at_one_thread_count(name):
             assert torch.equal(steps(name, threads), steps(name, threads)), f"{threads} threads"
     finally:
         torch.set_num_threads(before)
+
+
+class FakeTrainer:
+    is_global_zero, max_epochs, current_epoch, global_step, num_training_batches = True, 3, 0, 0, 10
+    callback_metrics: dict = {}
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_lines_only_where_no_terminal_shows_the_bar():
+    throughput = Throughput()
+    shown, hidden = io.StringIO(), Terminal()
+    for stream in (shown, hidden):
+        progress, trainer = Progress(throughput, every_s=0.0, stream=stream), FakeTrainer()
+        progress.on_train_start(trainer, None)
+        progress.on_train_epoch_start(trainer, None)
+        throughput.tokens, throughput.seconds = 3000, 2.0
+        trainer.global_step = 4
+        progress.on_train_batch_end(trainer, None, None, None, 3)
+        trainer.callback_metrics = {"valid_bleu": torch.tensor(12.345)}
+        progress.on_train_epoch_end(trainer, None)
+    assert hidden.getvalue() == ""
+    lines = shown.getvalue().splitlines()
+    assert re.fullmatch(r"epoch 1/3 batch 4/10  step 4  tgt tok/s 1,500  elapsed 0:00  threads \d+", lines[0]), lines
+    assert re.fullmatch(r"epoch 1/3 done  step 4  tgt tok/s 1,500  elapsed 0:00  valid BLEU 12.35  threads \d+",
+                        lines[1]), lines
+    assert clock(3725) == "1:02:05" and clock(65) == "1:05"
+
+
+@pytest.fixture(scope="module")
+def tiny_stage(tmp_path_factory) -> Path:
+    """Prepared data and tokenizers of 50 pairs, params for two short epochs: the train stage's inputs."""
+    from seq2seq.tokenizer import train_sentencepiece
+
+    work = tmp_path_factory.mktemp("tiny")
+    src, tgt = corpus(50)
+    (work / "prepared").mkdir()
+    for split in ("train", "valid", "test"):
+        (work / "prepared" / f"{split}.de").write_text("\n".join(src) + "\n")
+        (work / "prepared" / f"{split}.en").write_text("\n".join(tgt) + "\n")
+    (work / "tokenizer").mkdir()
+    tok_cfg = OmegaConf.create({"model_type": "word", "vocab_size": 40, "character_coverage": 1.0, "input_sentence_size": 1000})
+    train_sentencepiece(src + tgt, work / "tokenizer" / "src", tok_cfg, seed=0)
+    (work / "tokenizer" / "tgt.model").write_bytes((work / "tokenizer" / "src.model").read_bytes())
+    cfg = compose(["experiment=smoke", "trainer.batch_tokens=200", "data.src=de", "data.tgt=en"])
+    OmegaConf.save(cfg, work / "params.yaml")
+    return work
+
+
+@pytest.mark.slow
+def test_train_stage_takes_its_share_records_it_and_prints_progress(tiny_stage):
+    """The train stage beside another running stage of the repository (no OMP_NUM_THREADS): it says
+    how many threads it took, prints a progress line an epoch (its stdout is a pipe), and records the
+    count in timing.json and in MLflow (the tag seq2seq.threads, the metric threads)."""
+    from mlflow import MlflowClient
+
+    registry = tiny_stage / stage.REGISTRY
+    registry.mkdir(exist_ok=True)
+    other = child("import sys; sys.stdin.read()")  # stands for a stage that registered earlier
+    try:
+        (registry / str(other.pid)).write_text(f"{time.time():.6f} {stage._start_time(other.pid)}\n")
+        env = run_env(DVC_ROOT=str(tiny_stage), PYTHONPATH=SRC)
+        env.pop("OMP_NUM_THREADS", None)
+        proc = subprocess.run([sys.executable, "-m", "seq2seq.train", "--data", "prepared", "--tokenizer", "tokenizer",
+                               "--out", "train", "--metrics", "train.json", "--state", "state", "--history", "history.csv"],
+                              cwd=tiny_stage, env=env, capture_output=True, text=True, timeout=600)
+    finally:
+        other.stdin.close()
+        other.wait(30)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    announced = re.search(r"^threads: (\d+) \((\d+) cores, 2 running stages in this repository; "
+                          r"OMP_WAIT_POLICY=PASSIVE", proc.stdout, re.M)
+    assert announced, proc.stdout
+    threads, cores = int(announced[1]), int(announced[2])
+    assert threads == max(1, cores // 2)
+    for epoch in (1, 2):
+        assert re.search(rf"^epoch {epoch}/2 done  step \d+  tgt tok/s [\d,]+  elapsed \d+:\d\d  valid BLEU [\d.]+  "
+                         rf"threads {threads}$", proc.stdout, re.M), proc.stdout
+    timing = json.loads((tiny_stage / "train" / "timing.json").read_text())
+    assert timing["threads_min"] == timing["threads_max"] == threads
+    run_id = json.loads((tiny_stage / "train" / "mlflow_run.json").read_text())["run_id"]
+    mlc = MlflowClient(f"sqlite:///{tiny_stage / 'mlflow.db'}")
+    run = mlc.get_run(run_id)
+    assert run.data.tags["seq2seq.threads"] == str(threads)
+    assert {m.value for m in mlc.get_metric_history(run_id, "threads")} == {threads}
+    assert len(mlc.get_metric_history(run_id, "threads")) >= 3  # the start and each epoch's end
+    assert [p.name for p in registry.iterdir()] == [str(other.pid)]  # the train stage unregistered
