@@ -30,9 +30,9 @@ from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from omegaconf import OmegaConf
 
-from seq2seq import tracking
-from seq2seq.callbacks import (AttentionMaps, History, KeepLastWeights, ReseedEachStep, SaveModelConfig,
-                               Throughput)
+from seq2seq import stage, tracking
+from seq2seq.callbacks import (AttentionMaps, History, KeepLastWeights, Progress, ReseedEachStep, SaveModelConfig,
+                               ThreadBudget, Throughput)
 from seq2seq.config import load_params
 from seq2seq.datamodule import TranslationDataModule
 from seq2seq.errors import ConfigError
@@ -105,6 +105,13 @@ def set_onednn_cache_capacity(capacity: int | None) -> None:
         os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = str(capacity)
 
 
+def threads_tag(low: int, high: int) -> str:
+    """The MLflow tag `seq2seq.threads`: the thread count training ran with ("2"), or the range
+    when other stages of the repository made it change ("1-2"); "(OMP_NUM_THREADS)" when pinned."""
+    count = str(low) if low == high else f"{low}-{high}"
+    return f"{count} (OMP_NUM_THREADS)" if stage.PINNED else count
+
+
 def is_rank_zero() -> bool:
     """True unless this process is a non-zero rank of a distributed run (Lightning, torchrun, SLURM)."""
     return all(int(os.environ.get(k, 0)) == 0 for k in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"))
@@ -151,7 +158,7 @@ def run(cfg, data: Path, tokenizer: Path, out: Path, metrics: Path, state_dir: P
     logger = tracking.TolerantMLFlowLogger(tracking_uri=uri, run_id=run_id, experiment_name=cfg.mlflow.experiment_name)
     meta = {"model": model_cfg, "src_vocab_size": dm.src_vocab_size, "tgt_vocab_size": dm.tgt_vocab_size,
             "src": cfg.data.src, "tgt": cfg.data.tgt}
-    history, throughput = History(), Throughput()
+    history, throughput, threads = History(), Throughput(), ThreadBudget()
     keep = KeepLastWeights(t.average_last) if t.average_last > 0 else None
     map_sources = [s for s in dm.dataset("valid").src[:N_ATTENTION_MAPS]]
     start = time.time()
@@ -161,7 +168,7 @@ def run(cfg, data: Path, tokenizer: Path, out: Path, metrics: Path, state_dir: P
     checkpoint = ModelCheckpoint(dirpath=state_dir, filename="best", monitor="valid_bleu", mode="max",
                                  save_top_k=1, save_last=True, enable_version_counter=False,
                                  save_on_train_epoch_end=True)
-    callbacks = [checkpoint, history, throughput, SaveModelConfig(meta), ReseedEachStep(cfg.seed),
+    callbacks = [checkpoint, history, throughput, threads, Progress(throughput), SaveModelConfig(meta), ReseedEachStep(cfg.seed),
                  EarlyStopping("valid_bleu", mode="max", patience=t.early_stopping_patience),
                  AttentionMaps(map_sources, dm.sp_src, dm.sp_tgt, state_dir / "attention",
                                cfg.decode.max_len_a, cfg.decode.max_len_b)]
@@ -207,7 +214,10 @@ def run(cfg, data: Path, tokenizer: Path, out: Path, metrics: Path, state_dir: P
     }
     # ... and timings, which are not.
     timing = {"train_seconds": round(time.time() - start, 1), "train_step_seconds": round(throughput.seconds, 1),
-              "train_tgt_tokens_per_s": round(throughput.tokens_per_second, 1), "resumed": resume is not None}
+              "train_tgt_tokens_per_s": round(throughput.tokens_per_second, 1), "resumed": resume is not None,
+              # the thread counts steps ran with (bitwise reproducible at one count: pin it with OMP_NUM_THREADS)
+              "threads_min": min(threads.used, default=torch.get_num_threads()),
+              "threads_max": max(threads.used, default=torch.get_num_threads())}
     write_text(history_csv, history.csv())
     write_json(out / "timing.json", timing)
     write_json(metrics, summary)
@@ -216,6 +226,7 @@ def run(cfg, data: Path, tokenizer: Path, out: Path, metrics: Path, state_dir: P
         mlc = tracking.client(uri)
         for key, value in {**summary, **timing}.items():
             mlc.log_metric(run_id, f"train.{key}", float(value))
+        mlc.set_tag(run_id, "seq2seq.threads", threads_tag(timing["threads_min"], timing["threads_max"]))
         with tempfile.TemporaryDirectory() as tmp:
             art = Path(tmp)
             history.plot(art / "learning_curves.png")
