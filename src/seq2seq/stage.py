@@ -116,8 +116,13 @@ _current: StageThreads | None = None
 @contextlib.contextmanager
 def running_stage(folder: Path | None = None):
     """Registers this process as a running stage of the repository while the block runs and, if it
-    computes with torch (imported by then), sets its thread count to its share of the cores."""
+    computes with torch (imported by then), sets its thread count to its share of the cores.
+    Outside DVC and outside a pipeline repository (the translate command run elsewhere) it does
+    nothing: no folder appears where a user happens to be."""
     global _current
+    if folder is None and not os.environ.get("DVC_ROOT") and not (repo_root() / "dvc.yaml").is_file():
+        yield
+        return
     torch = sys.modules.get("torch")
     pinned = PINNED is not None
     cores = torch.get_num_threads() if torch is not None else (os.cpu_count() or 1)  # torch's own default
@@ -131,7 +136,7 @@ def running_stage(folder: Path | None = None):
     _current = budget
     try:
         if torch is not None:
-            rebalance(announce=True)
+            rebalance()  # quiet unless it changes the count; the train stage announces its own
         yield
     finally:
         _current = None
@@ -140,13 +145,15 @@ def running_stage(folder: Path | None = None):
 
 def rebalance(announce: bool = False) -> int:
     """Sets torch's thread count to this stage's share of the cores now (no change when pinned or
-    outside a stage) and returns the count; prints it at the start and whenever it changes."""
+    outside a stage) and returns the count; prints it (on stderr: a command's output stays its own)
+    at the start and whenever it changes."""
     import torch
 
     before = torch.get_num_threads()
     if _current is None or _current.pinned:
         if announce:
-            print(f"threads: {before} (OMP_NUM_THREADS={PINNED})" if PINNED else f"threads: {before}", flush=True)
+            print(f"threads: {before} (OMP_NUM_THREADS={PINNED})" if PINNED else f"threads: {before}", file=sys.stderr,
+                  flush=True)
         return before
     threads, n = _current.share()
     if threads != before:
@@ -154,5 +161,6 @@ def rebalance(announce: bool = False) -> int:
     if announce or threads != before:
         change = f"{before} -> {threads}" if threads != before and not announce else str(threads)
         print(f"threads: {change} ({_current.cores} cores, {n} running stage{'s' * (n > 1)} in this repository; "
-              f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}; pin with OMP_NUM_THREADS)", flush=True)
+              f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}; pin with OMP_NUM_THREADS)", file=sys.stderr,
+              flush=True)
     return threads

@@ -39,7 +39,7 @@ from seq2seq.errors import ConfigError
 from seq2seq.io import atomic_path, write_json, write_text
 from seq2seq.module import TranslationModule
 from seq2seq.resume import resumable, run_fingerprint
-from seq2seq.stage import run_stage
+from seq2seq.stage import rebalance, run_stage
 from seq2seq.models.builder import build_model, check_model
 
 N_ATTENTION_MAPS = 3  # the first valid sentences, drawn after each validation
@@ -120,6 +120,7 @@ def is_rank_zero() -> bool:
 def run(cfg, data: Path, tokenizer: Path, out: Path, metrics: Path, state_dir: Path = Path("data/.train_state"),
         history_csv: Path = Path("plots/history.csv")) -> None:
     t = cfg.trainer
+    rebalance(announce=True)  # "threads: N (...)": this stage's share of the cores
     set_onednn_cache_capacity(t.onednn_cache_capacity)
     L.seed_everything(cfg.seed, workers=True)
     dm = TranslationDataModule(data, tokenizer, cfg.data.src, cfg.data.tgt, t.batch_tokens, t.max_len,
