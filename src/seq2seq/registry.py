@@ -41,9 +41,9 @@ def registered_name(cfg) -> str | None:
     return cfg.registry.name.format(src=cfg.data.src, tgt=cfg.data.tgt) if cfg.registry.name else None
 
 
-def _git(*args: str) -> str | None:
+def _git(*args: str, cwd: Path | None = None) -> str | None:
     try:
-        return subprocess.run(["git", *args], capture_output=True, text=True, check=True).stdout
+        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return None
 
@@ -257,12 +257,12 @@ def restore(model_uri: str, uri: str, workdir: Path = Path("."), force: bool = F
         raise Seq2SeqError(f"{model_uri}: the version has no git commit tag")
     if mv.tags.get("dvc.lock", "").startswith("not run by dvc"):
         raise Seq2SeqError(f"{model_uri}: its evaluation did not run under DVC; there is no dvc.lock to restore")
-    changed = _git_in(workdir, "status", "--porcelain", "--untracked-files=no")
+    changed = _git("status", "--porcelain", "--untracked-files=no", cwd=workdir)
     if changed and not force:
         files = ", ".join(line[3:] for line in changed.splitlines()[:10])
         raise Seq2SeqError(f"{workdir.resolve()}: uncommitted changes ({files}) would be overwritten; commit or stash "
                            "them (git stash), or pass --force to discard them")
-    back = (_git_in(workdir, "symbolic-ref", "-q", "--short", "HEAD") or _git_in(workdir, "rev-parse", "HEAD") or "").strip()
+    back = (_git("symbolic-ref", "-q", "--short", "HEAD", cwd=workdir) or _git("rev-parse", "HEAD", cwd=workdir) or "").strip()
     mlc = tracking.client(uri)
     with tempfile.TemporaryDirectory() as tmp:
         logged = Path(mlc.download_artifacts(run_id, "lineage", tmp))
@@ -279,13 +279,6 @@ def restore(model_uri: str, uri: str, workdir: Path = Path("."), force: bool = F
             shutil.copyfile(path, dest)
     return {"commit": commit, "dirty": mv.tags.get("git.dirty"), "run_id": run_id, "experiment": mv.tags.get("dvc.exp_name"),
             "back": back}
-
-
-def _git_in(workdir: Path, *args: str) -> str | None:
-    try:
-        return subprocess.run(["git", *args], cwd=workdir, capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 def main(argv: list[str] | None = None) -> None:

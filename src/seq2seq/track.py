@@ -27,7 +27,6 @@ import argparse
 import csv
 import hashlib
 import json
-import os
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -40,9 +39,9 @@ from seq2seq.stage import run_stage
 
 EVAL_KEY = "seq2seq.eval_key"  # set when a run is claimed for an evaluation
 EVALUATED = "seq2seq.evaluated"  # set last: the run holds everything
-EXP_NAMES = "dvc.exp_names"  # every DVC experiment this evaluation belongs to
 SCORES = ("bleu", "chrf", "ter", "bleu_tok_lc")
-CURVES = ("train_loss_epoch", "valid_loss", "valid_ppl", "valid_bleu")  # MLflow names of plots/history.csv's columns
+# MLflow's name of each curve -> its column in plots/history.csv
+CURVES = {"train_loss_epoch": "train_loss", "valid_loss": "valid_loss", "valid_ppl": "valid_ppl", "valid_bleu": "valid_bleu"}
 
 
 def evaluation_key(trained_id: str, cfg, checkpoint_md5: str, scores: dict) -> str:
@@ -88,14 +87,6 @@ def claim(mlc, cfg, uri: str, trained_id: str, found: bool, key: str) -> tuple[s
         return run_id, False
 
 
-def add_experiment(mlc, run_id: str) -> None:
-    """Add the DVC experiment running now to the run's `dvc.exp_names`, keeping its name."""
-    name = os.environ.get("DVC_EXP_NAME")
-    names = mlc.get_run(run_id).data.tags.get(EXP_NAMES, "").split()
-    if name and name not in names:
-        mlc.set_tag(run_id, EXP_NAMES, " ".join([*names, name]))
-
-
 def repair_training(mlc, run_id: str, history_csv: Path, train_metrics: Path) -> int:
     """Log the curves (plots/history.csv) and summary (metrics/train.json) that the train stage's
     run lacks; returns how many values were added (0 when it holds them all)."""
@@ -104,9 +95,7 @@ def repair_training(mlc, run_id: str, history_csv: Path, train_metrics: Path) ->
     added = []
     if history_csv.exists():
         rows = list(csv.DictReader(history_csv.open(encoding="utf-8")))
-        columns = {"train_loss_epoch": "train_loss", "valid_loss": "valid_loss", "valid_ppl": "valid_ppl",
-                   "valid_bleu": "valid_bleu"}
-        for name, column in columns.items():
+        for name, column in CURVES.items():
             # the run holds the first epochs' points (a server lost mid-run loses the later ones);
             # added points take the steps Lightning gave the logged ones (its step and the CSV's differ)
             values = [r for r in rows if r.get(column) not in (None, "")]
@@ -153,10 +142,8 @@ def run(cfg, data: Path, tokenizer: Path, checkpoints: Path, run_file: Path, eva
     run_id = None
     try:
         run_id, complete = claim(mlc, cfg, uri, trained_id, found, key)
-        if complete:  # the run keeps its name; this experiment is one more that it belongs to
-            add_experiment(mlc, run_id)
-        else:  # the experiment that finishes the run names it
-            tracking.name_run(mlc, run_id)
+        # the experiment that finishes a run names it; a complete run keeps its name and gains this one
+        tracking.name_run(mlc, run_id, rename=not complete)
         if found and (added := repair_training(mlc, trained_id, history_csv, train_metrics)):
             print(f"mlflow: {added} training values the train stage could not log added to run {trained_id}")
         if complete:

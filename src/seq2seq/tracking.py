@@ -203,14 +203,17 @@ def exp_name_tags() -> dict[str, str]:
     return {"dvc.exp_name": name, "mlflow.runName": name, "dvc.exp_names": name} if name else {}
 
 
-def name_run(mlc, run_id: str) -> None:
-    """Give run `run_id` the name of the DVC experiment running now, adding it to `dvc.exp_names`
-    (every experiment the run belongs to: an interrupted one and the one that resumed it)."""
+def name_run(mlc, run_id: str, rename: bool = True) -> None:
+    """Add the DVC experiment running now to run `run_id`'s `dvc.exp_names` (every experiment the
+    run belongs to: an interrupted one and the one that resumed it, or repeats of one evaluation);
+    with `rename`, the run also takes its name."""
     tags = exp_name_tags()
     if not tags:
         return
     names = mlc.get_run(run_id).data.tags.get("dvc.exp_names", "").split()
     tags["dvc.exp_names"] = " ".join(dict.fromkeys([*names, tags["dvc.exp_names"]]))
+    if not rename:
+        tags = {"dvc.exp_names": tags["dvc.exp_names"]}
     for key, value in tags.items():
         mlc.set_tag(run_id, key, value)
 

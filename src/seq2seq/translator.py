@@ -24,7 +24,8 @@ from tqdm import tqdm
 from seq2seq.errors import DataError
 from seq2seq.models.builder import build_model
 from seq2seq.search import beam_search, greedy_search
-from seq2seq.vocab import BOS_ID, EOS_ID, PAD_ID
+from seq2seq.vocab import EOS_ID, PAD_ID
+
 
 def load_model(checkpoint: str | Path) -> tuple[torch.nn.Module, dict]:
     """Rebuild the model from a checkpoint alone, loading tensors only (no pickled code runs).
