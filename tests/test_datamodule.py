@@ -2,8 +2,8 @@
 
 import random
 
-from seq2seq.datamodule import ParallelDataset, TokenBatchSampler, collate, round_up
-from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from seq2seq.data.batching import ParallelDataset, TokenBatchSampler, collate, round_up
+from seq2seq.vocab import BOS_ID, EOS_ID, PAD_ID
 
 
 def dataset(n: int = 300, seed: int = 0) -> ParallelDataset:

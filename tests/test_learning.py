@@ -6,15 +6,15 @@ import lightning as L
 import pytest
 import sacrebleu
 import torch
+from model_helpers import output_layer
 from omegaconf import OmegaConf
 
-from model_helpers import output_layer
-from seq2seq.datamodule import TranslationDataModule
-from seq2seq.module import TranslationModule
-from seq2seq.tokenizer import train_sentencepiece
-from seq2seq.train import cpu_runs_rnns_in_bf16
+from seq2seq.data.sentencepiece import train_sentencepiece
+from seq2seq.inference.translator import translate
 from seq2seq.models.builder import build_model
-from seq2seq.translator import translate
+from seq2seq.training.datamodule import TranslationDataModule
+from seq2seq.training.hardware import cpu_runs_rnns_in_bf16
+from seq2seq.training.module import TranslationModule
 
 WORDS = {"der": "the", "hund": "dog", "katze": "cat", "sieht": "sees", "mag": "likes", "ein": "a",
          "rote": "red", "kleine": "small", "ball": "ball", "mann": "man", "frau": "woman", "haus": "house"}

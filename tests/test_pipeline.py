@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
+from iwslt_fixtures import build_iwslt_archive
 from mlflow import MlflowClient
 
 from conftest import dvc, mlflow_server, run_env, sh
-from iwslt_fixtures import build_iwslt_archive
 
 pytestmark = pytest.mark.slow
 
@@ -206,7 +206,7 @@ def test_dvc_compares_the_two_experiments(smoke_repo, decode_only):
 
 def store_lines(output: str, store: str) -> dict[str, list[str]]:
     """The run ids a pipeline run's stages name as logged into `store`: {"train": [...], "evaluate": [...]}
-    (seq2seq.train prints "mlflow: run <id> in <uri>", seq2seq.track "mlflow: test scores in run <id> of <uri>")."""
+    (seq2seq.stages.train prints "mlflow: run <id> in <uri>", seq2seq.stages.track "mlflow: test scores in run <id> of <uri>")."""
     return {"train": re.findall(rf"^mlflow: run (\w+) in {re.escape(store)}$", output, re.M),
             "evaluate": re.findall(rf"^mlflow: test scores in run (\w+) of {re.escape(store)}\b", output, re.M)}
 
@@ -303,15 +303,15 @@ def test_queued_and_temp_experiments_each_land_one_run(smoke_repo, data_override
 
 
 def test_translate_cli_uses_the_trained_model(smoke_repo):
-    out = sh([sys.executable, "-m", "seq2seq.translate", "--beam", "2", "ein Satz .", "noch ein Satz ."], cwd=smoke_repo)
+    out = sh([sys.executable, "-m", "seq2seq.cli.translate", "--beam", "2", "ein Satz .", "noch ein Satz ."], cwd=smoke_repo)
     lines = out.stdout.splitlines()
     assert len(lines) == 2 and all("▁" not in line for line in lines)
     for beam in ("1", "2"):  # empty in, empty out, in its place
-        proc = subprocess.run([sys.executable, "-m", "seq2seq.translate", "--beam", beam], cwd=smoke_repo, env=run_env(),
+        proc = subprocess.run([sys.executable, "-m", "seq2seq.cli.translate", "--beam", beam], cwd=smoke_repo, env=run_env(),
                               input="ein Satz .\n\n   \nnoch ein Satz .\n", capture_output=True, text=True, check=True)
         out = proc.stdout.split("\n")
         assert len(out) == 5 and out[1] == out[2] == "" and out[0] and out[3] and out[4] == "", out
-    nbest = sh([sys.executable, "-m", "seq2seq.translate", "--beam", "3", "--n-best", "3", "ein Satz ."], cwd=smoke_repo)
+    nbest = sh([sys.executable, "-m", "seq2seq.cli.translate", "--beam", "3", "--n-best", "3", "ein Satz ."], cwd=smoke_repo)
     scores = [float(line.split("\t")[0]) for line in nbest.stdout.splitlines()]
     assert len(scores) == 3 and scores == sorted(scores, reverse=True)
 
@@ -332,7 +332,7 @@ def test_dvc_push_pull_round_trip(smoke_repo, tmp_path):
 
 def test_mlflow_over_http(smoke_repo, tmp_path):
     sqlite_runs = len(mlflow_runs(f"sqlite:///{smoke_repo / 'mlflow.db'}"))
-    track = [sys.executable, "-m", "seq2seq.track"]
+    track = [sys.executable, "-m", "seq2seq.stages.track"]
     with mlflow_server(tmp_path) as server:
         dvc("repro", "--force", "--downstream", "train", cwd=smoke_repo, env=run_env(MLFLOW_TRACKING_URI=server.uri))
         runs = mlflow_runs(server.uri)

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from iwslt_fixtures import build_iwslt_archive
 from omegaconf import OmegaConf
 
 from conftest import MlflowServer, dvc, free_port, make_repo_copy, run_env, sh
-from iwslt_fixtures import build_iwslt_archive
-from seq2seq.config import compose
+from seq2seq.config.params import compose
 from seq2seq.errors import DataError
 from seq2seq.io import atomic_path
 
@@ -39,15 +39,15 @@ def stages_dir(tmp_path_factory, big_archive) -> Path:
     work = tmp_path_factory.mktemp("stages")
     OmegaConf.save(smoke_params(big_archive), work / "params.yaml")
     py = [sys.executable, "-m"]
-    sh([*py, "seq2seq.download", "--out", "raw", "--cache-dir", "downloads"], cwd=work)
-    sh([*py, "seq2seq.prepare", "--raw", "raw", "--out", "prepared", "--stats", "prepare.json"], cwd=work)
-    sh([*py, "seq2seq.tokenizer", "--data", "prepared", "--out", "tokenizer"], cwd=work)
+    sh([*py, "seq2seq.stages.download", "--out", "raw", "--cache-dir", "downloads"], cwd=work)
+    sh([*py, "seq2seq.stages.prepare", "--raw", "raw", "--out", "prepared", "--stats", "prepare.json"], cwd=work)
+    sh([*py, "seq2seq.stages.tokenizer", "--data", "prepared", "--out", "tokenizer"], cwd=work)
     return work
 
 
 def train_cmd(params: str = "params.yaml", out: str = "train", metrics: str = "train.json", state: str = "state",
               history: str = "history.csv") -> list[str]:
-    return [sys.executable, "-m", "seq2seq.train", "--params", params, "--data", "prepared", "--tokenizer", "tokenizer",
+    return [sys.executable, "-m", "seq2seq.stages.train", "--params", params, "--data", "prepared", "--tokenizer", "tokenizer",
             "--out", out, "--metrics", metrics, "--state", state, "--history", history]
 
 
@@ -185,14 +185,14 @@ def test_tracking_server_lost_mid_run_does_not_stop_training(stages_dir, tmp_pat
     try:
         server.wait_ready()
         env = run_env(MLFLOW_TRACKING_URI=server.uri)
-        sh([sys.executable, "-m", "seq2seq.evaluate", "--params", str(params), "--data", "prepared", "--tokenizer",
+        sh([sys.executable, "-m", "seq2seq.stages.evaluate", "--params", str(params), "--data", "prepared", "--tokenizer",
             "tokenizer", "--checkpoints", "train/checkpoints", "--out", "evaluate_lost", "--metrics", "test_lost.json"],
            cwd=stages_dir, env=env)
         from mlflow import MlflowClient
 
         mlc = MlflowClient(server.uri)
         assert len(mlc.get_metric_history(run_id, "valid_bleu")) < 3 and "train.epochs" not in mlc.get_run(run_id).data.metrics
-        track = [sys.executable, "-m", "seq2seq.track", "--params", str(params), "--data", "prepared", "--tokenizer",
+        track = [sys.executable, "-m", "seq2seq.stages.track", "--params", str(params), "--data", "prepared", "--tokenizer",
                  "tokenizer", "--checkpoints", "train/checkpoints", "--run", "train/mlflow_run.json", "--evaluate",
                  "evaluate_lost", "--metrics", "test_lost.json", "--train-metrics", "train.json", "--history", "history.csv"]
         out = sh(track, cwd=stages_dir, env=env).stdout
@@ -211,7 +211,8 @@ def test_tracking_server_lost_mid_run_does_not_stop_training(stages_dir, tmp_pat
 
 @pytest.mark.slow
 def test_ddp_on_cpu_gives_one_run_one_checkpoint_and_metrics_logged_once(stages_dir, tmp_path):
-    from seq2seq.datamodule import TokenBatchSampler, TranslationDataModule
+    from seq2seq.data.batching import TokenBatchSampler
+    from seq2seq.training.datamodule import TranslationDataModule
 
     params = stages_dir / "params_ddp.yaml"
     cfg = OmegaConf.load(stages_dir / "params.yaml")
@@ -244,7 +245,7 @@ class _Exploit:
 
 
 def test_checkpoints_load_without_running_pickled_code(tmp_path, monkeypatch):
-    from seq2seq.translator import load_model
+    from seq2seq.inference.translator import load_model
 
     monkeypatch.chdir(tmp_path)
     torch.save({"seq2seq": {"model": {}, "src_vocab_size": 8, "tgt_vocab_size": 8}, "state_dict": {}, "x": _Exploit()},
@@ -277,9 +278,10 @@ def test_a_store_lost_inside_track_is_completed_by_running_it_again(stages_dir, 
     evaluated only now; a third run adds nothing."""
     from mlflow import MlflowClient
 
-    from seq2seq import registry, track
-    from seq2seq.config import load_params
+    from seq2seq.config.params import load_params
     from seq2seq.errors import Seq2SeqError
+    from seq2seq.stages import track
+    from seq2seq.tracking import registry
 
     store = tmp_path / "store"
     store.mkdir()
@@ -291,7 +293,7 @@ def test_a_store_lost_inside_track_is_completed_by_running_it_again(stages_dir, 
                                    {"trainer": {"lightning": {"max_epochs": 1}}}), params)
     sh(train_cmd(str(params), out="train_t", metrics="train_t.json", state="state_t", history="history_t.csv"),
        cwd=stages_dir, env=env)
-    sh([sys.executable, "-m", "seq2seq.evaluate", "--params", str(params), "--data", "prepared", "--tokenizer",
+    sh([sys.executable, "-m", "seq2seq.stages.evaluate", "--params", str(params), "--data", "prepared", "--tokenizer",
         "tokenizer", "--checkpoints", "train_t/checkpoints", "--out", "evaluate_t", "--metrics", "test_t.json"],
        cwd=stages_dir, env=env)
     monkeypatch.chdir(stages_dir)
