@@ -101,23 +101,28 @@ def read_bytes(path: str | os.PathLike) -> bytes:
         raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
 
 
-def read_lines(path: str | os.PathLike) -> list[str]:
-    """Lines of a UTF-8 text file without their line ends (LF or CRLF; a lone CR is kept as text).
+def iter_lines(path: str | os.PathLike) -> Iterator[str]:
+    """The lines of a UTF-8 text file without their line ends (LF or CRLF; a lone CR is kept as
+    text), read one at a time: memory stays flat in the file's size. A leading BOM is dropped.
+    Invalid UTF-8 raises DataError naming the file and line."""
+    try:
+        f = open(path, "rb")
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
+    with f:
+        for n, line in enumerate(f, start=1):
+            if n == 1 and line.startswith(b"\xef\xbb\xbf"):
+                line = line[3:]
+            if line.endswith(b"\n"):
+                line = line[:-1]
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            try:
+                yield line.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"{path}:{n}: not valid UTF-8 ({e.reason} at byte {e.start})") from None
 
-    A leading BOM is dropped. Invalid UTF-8 raises DataError naming the file and line.
-    """
-    data = read_bytes(path)
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    raw = data.split(b"\n")
-    if raw and raw[-1] == b"":
-        raw.pop()
-    lines = []
-    for n, line in enumerate(raw, start=1):
-        if line.endswith(b"\r"):
-            line = line[:-1]
-        try:
-            lines.append(line.decode("utf-8"))
-        except UnicodeDecodeError as e:
-            raise DataError(f"{path}:{n}: not valid UTF-8 ({e.reason} at byte {e.start})") from None
-    return lines
+
+def read_lines(path: str | os.PathLike) -> list[str]:
+    """Every line of iter_lines(path), in a list."""
+    return list(iter_lines(path))
