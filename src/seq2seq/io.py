@@ -11,7 +11,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from seq2seq.errors import DataError
 
@@ -66,19 +66,30 @@ def write_json(path: str | os.PathLike, obj) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
 
-def write_lines(path: str | os.PathLike, lines) -> None:
-    """One line per string, LF-terminated, UTF-8 (atomic).
+@contextlib.contextmanager
+def line_writer(path: str | os.PathLike) -> Iterator[Callable[[str], None]]:
+    """`write(line)` appends one LF-terminated UTF-8 line to `path`, which appears (atomically) when
+    the block ends without an error. read_lines gives back the same strings when none holds a LF or
+    ends with a CR: a first line starting with U+FEFF gets a BOM in front, which read_lines drops."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        first = True
 
-    read_lines gives back the same strings when none holds a LF or ends with a CR: a first
-    line starting with U+FEFF gets a BOM in front, which read_lines drops.
-    """
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-            for n, line in enumerate(lines):
-                if n == 0 and line.startswith("\ufeff"):
-                    f.write("\ufeff")
-                f.write(line)
-                f.write("\n")
+        def write(line: str) -> None:
+            nonlocal first
+            if first and line.startswith("\ufeff"):
+                f.write("\ufeff")
+            first = False
+            f.write(line)
+            f.write("\n")
+
+        yield write
+
+
+def write_lines(path: str | os.PathLike, lines) -> None:
+    """One line per string, LF-terminated, UTF-8, written as line_writer writes (atomic)."""
+    with line_writer(path) as write:
+        for line in lines:
+            write(line)
 
 
 # Characters that some line readers (str.splitlines, universal newlines) treat as line ends.
@@ -113,6 +124,8 @@ def iter_lines(path: str | os.PathLike) -> Iterator[str]:
         for n, line in enumerate(f, start=1):
             if n == 1 and line.startswith(b"\xef\xbb\xbf"):
                 line = line[3:]
+                if not line:  # the file is a BOM and nothing else: no lines
+                    return
             if line.endswith(b"\n"):
                 line = line[:-1]
             if line.endswith(b"\r"):
