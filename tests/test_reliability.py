@@ -236,7 +236,7 @@ def test_ddp_on_cpu_gives_one_run_one_checkpoint_and_metrics_logged_once(stages_
     assert len(mlc.get_metric_history(run_id, "valid_bleu")) == 2  # once an epoch, not once a process
     # every valid sentence scored exactly once, and the loss over all their target tokens
     assert [m.value for m in mlc.get_metric_history(run_id, "valid_sentences")] == [n_valid] * 2
-    tokens = sum(len(t) + 1 for t in valid.tgt)
+    tokens = int(valid.tgt_lens.sum())  # target tokens + EOS of every valid sentence
     assert [m.value for m in mlc.get_metric_history(run_id, "valid_tokens")] == [tokens] * 2
     assert sorted(p.name for p in (stages_dir / "train" / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
 
