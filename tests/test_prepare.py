@@ -156,13 +156,6 @@ def test_the_filter_counts_moses_tokens_as_fairseq_does():
         ["Äpfel", ",", "Birnen", "usw", "."], ["z.B.", "der", "U.S.", "Senat"], ["Und", "dann", "..."]]
 
 
-def test_split_valid_takes_every_nth_one_based():
-    pairs = [(str(i), str(i)) for i in range(1, 70)]
-    train, valid = fairseq.split_valid(pairs, 23)
-    assert valid == [("23", "23"), ("46", "46"), ("69", "69")]
-    assert len(train) == 66 and ("22", "22") in train and ("24", "24") in train
-
-
 def test_test_sets_are_fairseqs_five_in_order_and_only_those(tmp_path):
     names = ["IWSLT14.TED.tst2013", "IWSLT14.TED.tst2012", "IWSLT14.TEDX.dev2012", "IWSLT14.ABC.dev",
              "IWSLT14.TED.dev2010"]
@@ -177,10 +170,18 @@ def test_test_sets_are_fairseqs_five_in_order_and_only_those(tmp_path):
         fairseq.find_test_sets(tmp_path, "de", "en")
 
 
+def run_into(tmp_path, prepare_fn, raw, *args, **kw):
+    """(splits as lists of pairs, stats) of prepare_iwslt / prepare_parallel, which write their output folder."""
+    out = tmp_path / "out"
+    out.mkdir(exist_ok=True)
+    stats = prepare_fn(raw, out, "de", "en", *args, **kw)
+    return {s: list(zip(read_lines(out / f"{s}.de"), read_lines(out / f"{s}.en"))) for s in ("train", "valid", "test")}, stats
+
+
 # --- iwslt14 end to end ----------------------------------------------------------------------
 def test_prepare_iwslt_splits_and_stats(tmp_path):
     raw = extract(tmp_path)
-    splits, stats = fairseq.prepare_iwslt(raw, "de", "en", 1, 175, 1.5, 23)
+    splits, stats = run_into(tmp_path, fairseq.prepare_iwslt, raw, 1, 175, 1.5, 23)
     assert len(CLEAN) == 263 - 10 == 253  # 3 bad, 1 judged by its Moses tokens, 3 reviewers, 3 translators
     assert splits["valid"] == CLEAN[22::23]
     assert splits["train"] == [p for i, p in enumerate(CLEAN, 1) if i % 23]
@@ -228,14 +229,14 @@ def test_misaligned_test_set_names_both_files_and_counts(tmp_path):
     raw = extract(tmp_path, misaligned_test=True)
     with pytest.raises(DataError, match=r"IWSLT14\.TED\.tst2010\.de-en\.de\.xml has 6 segments but "
                                         r"\S*IWSLT14\.TED\.tst2010\.de-en\.en\.xml has 5"):
-        fairseq.prepare_iwslt(raw, "de", "en")
+        run_into(tmp_path, fairseq.prepare_iwslt, raw)
 
 
 def test_line_breaks_inside_a_segment_become_spaces(tmp_path):
     folder = tmp_path / "raw/parallel"
     splits = {"train": [("a\rb", "x y"), ("c", "z")], "valid": [("v", "v")], "test": [("t\u2028u", "t u")]}
     write_parallel(folder, splits)
-    out, _ = parallel.prepare_parallel(tmp_path / "raw", "de", "en")
+    out, _ = run_into(tmp_path, parallel.prepare_parallel, tmp_path / "raw")
     assert out["train"][0] == ("a b", "x y") and out["test"] == [("t u", "t u")]
 
 
@@ -272,13 +273,13 @@ def test_prepare_parallel_filters_train_only(tmp_path):
 def test_prepare_parallel_misaligned(tmp_path):
     write_parallel(tmp_path / "raw/parallel", misaligned="test")
     with pytest.raises(DataError, match=r"test\.de has 7 segments but \S*test\.en has 6"):
-        parallel.prepare_parallel(tmp_path / "raw", "de", "en")
+        run_into(tmp_path, parallel.prepare_parallel, tmp_path / "raw")
 
 
 def test_other_counts_than_fairseqs_are_said_clearly(tmp_path, caplog, monkeypatch):
     raw = extract(tmp_path)
     with caplog.at_level("WARNING", logger="seq2seq.data.fairseq"):
-        _, stats = fairseq.prepare_iwslt(raw, "de", "en")
+        _, stats = run_into(tmp_path, fairseq.prepare_iwslt, raw)
     assert stats["fairseq_split"] is False
     (message,) = [r.getMessage() for r in caplog.records]
     assert "242 train / 11 valid / 24 test" in message and "160,239 / 7,283 / 6,750" in message
@@ -287,8 +288,8 @@ def test_other_counts_than_fairseqs_are_said_clearly(tmp_path, caplog, monkeypat
     caplog.clear()
     monkeypatch.setitem(fairseq.FAIRSEQ_COUNTS, "de-en", {"train": 242, "valid": 11, "test": 24})
     with caplog.at_level("WARNING", logger="seq2seq.data.fairseq"):
-        _, stats = fairseq.prepare_iwslt(raw, "de", "en")
+        _, stats = run_into(tmp_path, fairseq.prepare_iwslt, raw)
     assert stats["fairseq_split"] is True and not caplog.records
     # other filter settings are never the standard split, but a deliberate choice: not warned about
-    _, stats = fairseq.prepare_iwslt(raw, "de", "en", max_ratio=2.0)
+    _, stats = run_into(tmp_path, fairseq.prepare_iwslt, raw, max_ratio=2.0)
     assert stats["fairseq_split"] is False and not caplog.records

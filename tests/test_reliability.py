@@ -35,20 +35,21 @@ def big_archive(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def stages_dir(tmp_path_factory, big_archive) -> Path:
-    """Download, prepare and tokenizer run once (no DVC); tests then run the train stage alone."""
+    """Download, prepare, tokenizer and encode run once (no DVC); tests then run the train stage alone."""
     work = tmp_path_factory.mktemp("stages")
     OmegaConf.save(smoke_params(big_archive), work / "params.yaml")
     py = [sys.executable, "-m"]
     sh([*py, "seq2seq.stages.download", "--out", "raw", "--cache-dir", "downloads"], cwd=work)
     sh([*py, "seq2seq.stages.prepare", "--raw", "raw", "--out", "prepared", "--stats", "prepare.json"], cwd=work)
     sh([*py, "seq2seq.stages.tokenizer", "--data", "prepared", "--out", "tokenizer"], cwd=work)
+    sh([*py, "seq2seq.stages.encode", "--data", "prepared", "--tokenizer", "tokenizer", "--out", "encoded"], cwd=work)
     return work
 
 
 def train_cmd(params: str = "params.yaml", out: str = "train", metrics: str = "train.json", state: str = "state",
               history: str = "history.csv") -> list[str]:
     return [sys.executable, "-m", "seq2seq.stages.train", "--params", params, "--data", "prepared", "--tokenizer", "tokenizer",
-            "--out", out, "--metrics", metrics, "--state", state, "--history", history]
+            "--encoded", "encoded", "--out", out, "--metrics", metrics, "--state", state, "--history", history]
 
 
 def read_metrics(repo: Path) -> dict[str, str]:
@@ -218,7 +219,8 @@ def test_ddp_on_cpu_gives_one_run_one_checkpoint_and_metrics_logged_once(stages_
     cfg = OmegaConf.load(stages_dir / "params.yaml")
     cfg.trainer.lightning.merge_with({"accelerator": "cpu", "devices": 2, "strategy": "ddp", "max_epochs": 2})
     # an odd number of valid batches, so that two processes cannot simply split them evenly
-    valid = TranslationDataModule(stages_dir / "prepared", stages_dir / "tokenizer", "de", "en", cache_dir=None).dataset("valid")
+    valid = TranslationDataModule(stages_dir / "prepared", stages_dir / "tokenizer", stages_dir / "encoded", "de",
+                                  "en").dataset("valid")
     cfg.trainer.batch_tokens = next(b for b in range(256, 4096, 32) if len(TokenBatchSampler(valid, b, False).batches) % 2)
     n_valid = min(len(valid), cfg.trainer.val_max_sentences)
     OmegaConf.save(cfg, params)
@@ -234,7 +236,7 @@ def test_ddp_on_cpu_gives_one_run_one_checkpoint_and_metrics_logged_once(stages_
     assert len(mlc.get_metric_history(run_id, "valid_bleu")) == 2  # once an epoch, not once a process
     # every valid sentence scored exactly once, and the loss over all their target tokens
     assert [m.value for m in mlc.get_metric_history(run_id, "valid_sentences")] == [n_valid] * 2
-    tokens = sum(len(t) + 1 for t in valid.tgt)
+    tokens = int(valid.tgt_lens.sum())  # target tokens + EOS of every valid sentence
     assert [m.value for m in mlc.get_metric_history(run_id, "valid_tokens")] == [tokens] * 2
     assert sorted(p.name for p in (stages_dir / "train" / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
 

@@ -176,8 +176,9 @@ def test_progress_lines_only_where_no_terminal_shows_the_bar():
 
 @pytest.fixture(scope="module")
 def tiny_stage(tmp_path_factory) -> Path:
-    """Prepared data and tokenizers of 50 pairs, params for two short epochs: the train stage's inputs."""
+    """Prepared data, tokenizers and token store of 50 pairs, params for two short epochs: the train stage's inputs."""
     from seq2seq.data.sentencepiece import train_sentencepiece
+    from seq2seq.data.store import write_store
 
     work = tmp_path_factory.mktemp("tiny")
     src, tgt = corpus(50)
@@ -189,6 +190,8 @@ def tiny_stage(tmp_path_factory) -> Path:
     tok_cfg = OmegaConf.create({"model_type": "word", "vocab_size": 40, "character_coverage": 1.0, "input_sentence_size": 1000})
     train_sentencepiece(src + tgt, work / "tokenizer" / "src", tok_cfg, seed=0)
     (work / "tokenizer" / "tgt.model").write_bytes((work / "tokenizer" / "src.model").read_bytes())
+    (work / "encoded").mkdir()
+    write_store(work / "prepared", work / "tokenizer", "de", "en", work / "encoded")
     cfg = compose(["experiment=smoke", "trainer.batch_tokens=200", "data.src=de", "data.tgt=en"])
     OmegaConf.save(cfg, work / "params.yaml")
     return work
@@ -209,7 +212,7 @@ def test_train_stage_takes_its_share_records_it_and_prints_progress(tiny_stage):
         env = run_env(DVC_ROOT=str(tiny_stage), PYTHONPATH=SRC)
         env.pop("OMP_NUM_THREADS", None)
         proc = subprocess.run([sys.executable, "-m", "seq2seq.stages.train", "--data", "prepared", "--tokenizer", "tokenizer",
-                               "--out", "train", "--metrics", "train.json", "--state", "state", "--history", "history.csv"],
+                               "--encoded", "encoded", "--out", "train", "--metrics", "train.json", "--state", "state", "--history", "history.csv"],
                               cwd=tiny_stage, env=env, capture_output=True, text=True, timeout=600)
     finally:
         other.stdin.close()

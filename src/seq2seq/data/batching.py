@@ -1,60 +1,69 @@
-"""Parallel text → SentencePiece ids → length-bucketed batches of at most `batch_tokens` tokens,
-padded to a multiple of `pad_multiple`. Encoded ids are cached on disk, keyed by the hash of the
-text and the model. Plain PyTorch (Dataset, Sampler, collate): Lightning's data module wraps it
-(seq2seq.training.datamodule)."""
+"""Token-store pairs → length-bucketed batches of at most `batch_tokens` tokens, padded to a
+multiple of `pad_multiple`. Plain PyTorch (Dataset, Sampler, collate) over the memory-mapped token
+store (seq2seq.data.store): lengths come from its offsets, so batching reads no ids, and a sentence's
+ids are read when its batch is. Lightning's data module wraps it (seq2seq.training.datamodule)."""
 
 from __future__ import annotations
 
-import hashlib
-import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import sentencepiece as spm
+import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from seq2seq.data.store import open_split
 from seq2seq.errors import DataError
-from seq2seq.io import read_lines
 from seq2seq.vocab import BOS_ID, EOS_ID, PAD_ID
 
 
-def encode_file(sp: spm.SentencePieceProcessor, path: Path, cache_dir: Path | None) -> list[list[int]]:
-    """Pieces ids of every line of `path` (no BOS/EOS), cached under `cache_dir`."""
-    key = hashlib.sha256(Path(path).read_bytes() + sp.serialized_model_proto()).hexdigest()[:24]
-    cached = cache_dir / f"{Path(path).name}.{key}.pt" if cache_dir else None
-    if cached is not None and cached.exists():
-        return torch.load(cached, weights_only=True)
-    ids = sp.encode(read_lines(path), out_type=int)
-    if cached is not None:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_suffix(f".{os.getpid()}.tmp")  # DDP ranks may encode at the same time
-        torch.save(ids, tmp)
-        tmp.replace(cached)
-    return ids
-
-
 class ParallelDataset(Dataset):
-    """Pairs of id lists; source gets EOS appended, both sides truncated to `max_len` pieces."""
+    """Pairs of id sequences (flat ids and offsets per side: memory maps of the token store, or
+    arrays); the source gets EOS appended, both sides are truncated to `max_len` pieces."""
 
-    def __init__(self, src: list[list[int]], tgt: list[list[int]], max_len: int | None = None):
-        if len(src) != len(tgt):
-            raise DataError(f"source and target differ in length: {len(src)} vs {len(tgt)}")
-        cut = max_len or 10**9
-        self.src = [s[: cut - 1] + [EOS_ID] for s in src]
-        self.tgt = [t[: cut - 1] for t in tgt]
+    def __init__(self, src: tuple[np.ndarray, np.ndarray], tgt: tuple[np.ndarray, np.ndarray],
+                 max_len: int | None = None):
+        (self._src, self._src_off), (self._tgt, self._tgt_off) = src, tgt
+        if len(self._src_off) != len(self._tgt_off):
+            raise DataError(f"source and target differ in length: {len(self._src_off) - 1} vs {len(self._tgt_off) - 1}")
+        self.cut = (max_len or 10**9) - 1  # pieces kept of each side
+        # lengths as `collate` lays them out: source + EOS, target + BOS (or EOS)
+        self.src_lens = np.minimum(np.diff(self._src_off), self.cut).astype(np.int32) + 1  # [N]
+        self.tgt_lens = np.minimum(np.diff(self._tgt_off), self.cut).astype(np.int32) + 1  # [N]
+
+    @classmethod
+    def open(cls, folder: str | Path, split: str, max_len: int | None = None) -> "ParallelDataset":
+        """A split of the token store in `folder`, memory-mapped."""
+        arrays = open_split(Path(folder), split)
+        return cls(arrays["src"], arrays["tgt"], max_len)
+
+    @classmethod
+    def from_lists(cls, src: list[list[int]], tgt: list[list[int]], max_len: int | None = None) -> "ParallelDataset":
+        """In memory, from lists of ids (tests, small tools)."""
+        def flat(seqs):
+            ids = np.fromiter((t for s in seqs for t in s), np.int64)
+            return ids, np.concatenate([[0], np.cumsum([len(s) for s in seqs], dtype=np.int64)])
+        return cls(flat(src), flat(tgt), max_len)
 
     def __len__(self) -> int:
-        return len(self.src)
+        return len(self.src_lens)
+
+    def source(self, i: int) -> list[int]:
+        a = int(self._src_off[i])
+        return self._src[a : min(int(self._src_off[i + 1]), a + self.cut)].tolist() + [EOS_ID]
+
+    def target(self, i: int) -> list[int]:
+        a = int(self._tgt_off[i])
+        return self._tgt[a : min(int(self._tgt_off[i + 1]), a + self.cut)].tolist()
 
     def __getitem__(self, i: int) -> tuple[int, list[int], list[int]]:
-        return i, self.src[i], self.tgt[i]
+        return i, self.source(i), self.target(i)
 
     def lengths(self, i: int) -> tuple[int, int]:
         """Source and target length of pair i as `collate` lays them out (the target gains BOS or EOS)."""
-        return len(self.src[i]), len(self.tgt[i]) + 1
+        return int(self.src_lens[i]), int(self.tgt_lens[i])
 
     def num_tokens(self, i: int) -> int:
         return max(self.lengths(i))
@@ -84,31 +93,28 @@ class TokenBatchSampler(Sampler[list[int]]):
                  pad_multiple: int = 1):
         self.shuffle, self.seed, self.epoch, self.epoch_fn, self.even = shuffle, seed, 0, epoch_fn, even
         self.rank, self.world_size = rank, world_size
-        order = list(range(len(dataset)))
+        order = np.arange(len(dataset), dtype=np.int64)
         if shuffle:
-            random.Random(seed).shuffle(order)
+            random.Random(seed).shuffle(order)  # the permutation random.shuffle gives a list
 
-        def padded_then_exact(i: int) -> tuple[int, int, int, int]:
-            src, tgt = dataset.lengths(i)
-            return round_up(src, pad_multiple), round_up(tgt, pad_multiple), src, tgt
-
-        order.sort(key=padded_then_exact)
-        self.batches: list[list[int]] = []
-        batch, longest = [], 0
-        for i in order:
-            n = round_up(dataset.num_tokens(i), pad_multiple)
-            if batch and max(longest, n) * (len(batch) + 1) > batch_tokens:
-                self.batches.append(batch)
-                batch, longest = [], 0
-            batch.append(i)
+        # sorted on padded source length, padded target length, then the exact lengths; a stable
+        # sort, so ties keep the shuffled order
+        src, tgt = dataset.src_lens[order], dataset.tgt_lens[order]
+        order = order[np.lexsort((tgt, src, round_up(tgt, pad_multiple), round_up(src, pad_multiple)))]
+        tokens = round_up(np.maximum(dataset.src_lens, dataset.tgt_lens)[order], pad_multiple).tolist()
+        starts, longest = [0], 0
+        for k, n in enumerate(tokens):
+            if k > starts[-1] and max(longest, n) * (k - starts[-1] + 1) > batch_tokens:
+                starts.append(k)
+                longest = 0
             longest = max(longest, n)
-        if batch:
-            self.batches.append(batch)
+        # views of one array: a few bytes a batch, whatever the corpus size
+        self.batches: list[np.ndarray] = np.split(order, starts[1:]) if len(order) else []
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def _epoch_batches(self) -> list[list[int]]:
+    def _epoch_batches(self) -> list[np.ndarray]:
         batches = list(self.batches)
         if self.shuffle:
             random.Random(self.seed * 100_003 + self.epoch).shuffle(batches)
@@ -120,7 +126,8 @@ class TokenBatchSampler(Sampler[list[int]]):
         # resumed epoch gets the same order as in an uninterrupted run.
         if self.epoch_fn is not None:
             self.epoch = self.epoch_fn()
-        yield from self._epoch_batches()
+        for batch in self._epoch_batches():
+            yield batch.tolist()
 
     def __len__(self) -> int:
         if self.even:

@@ -8,9 +8,13 @@ for parallel data, whose "languages" may be anything (summaries, tags).
 
 from __future__ import annotations
 
+import contextlib
+from pathlib import Path
+from typing import Callable, Iterator
+
 from tqdm import tqdm
 
-from seq2seq.io import one_line
+from seq2seq.io import line_writer, one_line
 
 Pair = tuple[str, str]
 SPLITS = ("train", "valid", "test")
@@ -29,21 +33,19 @@ def keep_pair(src_words: list[str], tgt_words: list[str], min_len: int = 1, max_
     return max(n, m) / min(n, m) <= max_ratio
 
 
-def clean(pairs: list[Pair], min_len: int = 1, max_len: int = 175, max_ratio: float = 1.5,
-          words: tuple[list[list[str]], list[list[str]]] | None = None) -> list[Pair]:
-    """The pairs keep_pair accepts, in order; `words` holds each side's tokens per pair
-    (default: whitespace-separated words)."""
-    src_words, tgt_words = words or ([s.split() for s, _ in pairs], [t.split() for _, t in pairs])
-    return [p for p, a, b in zip(pairs, src_words, tgt_words) if keep_pair(a, b, min_len, max_len, max_ratio)]
-
-
 def moses_words(lines: list[str], lang: str, what: str) -> list[list[str]]:
     """The tokens tokenizer.perl -l {lang} (escaping on, no -a) makes of each line."""
+    tokenize = moses_tokenizer(lang)
+    return [tokenize(line) for line in tqdm(lines, desc=f"moses {what}", unit="line", mininterval=2,
+                                            disable=len(lines) < 10_000)]
+
+
+def moses_tokenizer(lang: str) -> Callable[[str], list[str]]:
+    """line -> the tokens tokenizer.perl -l {lang} (escaping on, no -a) makes of it."""
     from sacremoses import MosesTokenizer
 
     moses = MosesTokenizer(lang=lang)
-    return [_split_final_period(moses.tokenize(line, escape=True)) if line.strip() else []
-            for line in tqdm(lines, desc=f"moses {what}", unit="line", mininterval=2, disable=len(lines) < 10_000)]
+    return lambda line: _split_final_period(moses.tokenize(line, escape=True)) if line.strip() else []
 
 
 def _split_final_period(tokens: list[str]) -> list[str]:
@@ -59,3 +61,14 @@ def _split_final_period(tokens: list[str]) -> list[str]:
 def zip_pairs(src: list[str], tgt: list[str]) -> list[Pair]:
     """Zip two aligned sides, turning stray line-break characters into spaces (io.one_line)."""
     return [(one_line(s), one_line(t)) for s, t in zip(src, tgt)]
+
+
+@contextlib.contextmanager
+def pair_writer(folder: Path, split: str, src: str, tgt: str) -> Iterator[Callable[[Pair], None]]:
+    """`write(pair)` appends a pair to folder/{split}.{src} and folder/{split}.{tgt} (io.line_writer)."""
+    with line_writer(folder / f"{split}.{src}") as write_src, line_writer(folder / f"{split}.{tgt}") as write_tgt:
+        def write(pair: Pair) -> None:
+            write_src(pair[0])
+            write_tgt(pair[1])
+
+        yield write

@@ -20,7 +20,9 @@ import logging
 import os
 from pathlib import Path
 
-from seq2seq.data.cleaning import Pair, clean, moses_words, zip_pairs
+from tqdm import tqdm
+
+from seq2seq.data.cleaning import keep_pair, moses_tokenizer, pair_writer, zip_pairs
 from seq2seq.data.iwslt import read_pair, read_train_tags, read_xml_segments
 from seq2seq.errors import DataError
 
@@ -34,15 +36,7 @@ TEST_ORDER = (
 # What fairseq's prepare-iwslt14.sh makes of the official archive (train, valid, test pairs), with
 # the default data.filter and data.valid_every.
 FAIRSEQ_COUNTS = {"de-en": {"train": 160_239, "valid": 7_283, "test": 6_750}}
-
 FAIRSEQ_SETTINGS = {"min_len": 1, "max_len": 175, "max_ratio": 1.5, "valid_every": 23}
-
-
-def split_valid(pairs: list[Pair], every: int) -> tuple[list[Pair], list[Pair]]:
-    """(train, valid): valid holds pairs number every, 2*every, ... (1-based), train the rest."""
-    train = [p for i, p in enumerate(pairs, start=1) if i % every]
-    valid = [p for i, p in enumerate(pairs, start=1) if not i % every]
-    return train, valid
 
 
 def find_test_sets(folder: str | os.PathLike, src: str, tgt: str) -> tuple[list[tuple[str, Path, Path]], list[str]]:
@@ -61,32 +55,40 @@ def find_test_sets(folder: str | os.PathLike, src: str, tgt: str) -> tuple[list[
 
 
 def prepare_iwslt(
-    raw: str | os.PathLike, src: str, tgt: str, min_len: int = 1, max_len: int = 175,
+    raw: str | os.PathLike, out: Path, src: str, tgt: str, min_len: int = 1, max_len: int = 175,
     max_ratio: float = 1.5, valid_every: int = 23,
-) -> tuple[dict[str, list[Pair]], dict]:
-    """Splits and stats from <raw>/{src}-{tgt}/ in the official layout (see module docstring)."""
+) -> dict:
+    """out/{train,valid,test}.{src,tgt} from <raw>/{src}-{tgt}/ in the official layout (see the
+    module docstring); returns the stats. The training pairs are read and checked for alignment talk
+    by talk at once (IWSLT'14's size), then tokenized, filtered and written a pair at a time."""
     pair = f"{src}-{tgt}"
     folder = Path(raw) / pair
     if not folder.is_dir():
         raise DataError(f"{folder}: not found (run the download stage first)")
     tags = [folder / f"train.tags.{pair}.{lang}" for lang in (src, tgt)]
     raw_pairs = zip_pairs(*read_pair(*tags, read_train_tags))
-    words = (moses_words([s for s, _ in raw_pairs], src, f"train.tags.{pair}.{src}"),
-             moses_words([t for _, t in raw_pairs], tgt, f"train.tags.{pair}.{tgt}"))
-    cleaned = clean(raw_pairs, min_len, max_len, max_ratio, words)
-    train, valid = split_valid(cleaned, valid_every)
+    words_src, words_tgt = moses_tokenizer(src), moses_tokenizer(tgt)
+    kept, counts = 0, {"train": 0, "valid": 0}
+    with pair_writer(out, "train", src, tgt) as write_train, pair_writer(out, "valid", src, tgt) as write_valid:
+        for s, t in tqdm(raw_pairs, desc=f"moses train.tags.{pair}", unit="pair", mininterval=2,
+                         disable=len(raw_pairs) < 10_000):
+            if keep_pair(words_src(s), words_tgt(t), min_len, max_len, max_ratio):
+                kept += 1  # every valid_every-th kept pair (1-based) goes to valid
+                split = "train" if kept % valid_every else "valid"
+                (write_train if split == "train" else write_valid)((s, t))
+                counts[split] += 1
     sets, unused = find_test_sets(folder, src, tgt)
     if not sets:
         raise DataError(f"{folder}: none of fairseq's test sets ({', '.join(f'{n}.{pair}.{src}.xml' for n in TEST_ORDER)})")
-    test, test_sets = [], {}
-    for name, a, b in sets:
-        segs = zip_pairs(*read_pair(a, b, read_xml_segments))
-        test += segs
-        test_sets[name] = len(segs)
-    splits = {"train": train, "valid": valid, "test": test}
-    stats = {"train_raw": len(raw_pairs), "train_filtered_out": len(raw_pairs) - len(cleaned),
-             "train": len(train), "valid": len(valid), "test": len(test), "test_sets": test_sets,
-             "test_sets_unused": ", ".join(unused)}
+    test_sets = {}
+    with pair_writer(out, "test", src, tgt) as write:
+        for name, a, b in sets:
+            segs = zip_pairs(*read_pair(a, b, read_xml_segments))
+            for seg in segs:
+                write(seg)
+            test_sets[name] = len(segs)
+    stats = {"train_raw": len(raw_pairs), "train_filtered_out": len(raw_pairs) - kept, **counts,
+             "test": sum(test_sets.values()), "test_sets": test_sets, "test_sets_unused": ", ".join(unused)}
     settings = {"min_len": min_len, "max_len": max_len, "max_ratio": max_ratio, "valid_every": valid_every}
     expected = FAIRSEQ_COUNTS.get(pair)
     standard = expected is not None and settings == FAIRSEQ_SETTINGS  # fairseq's pair and settings
@@ -94,6 +96,7 @@ def prepare_iwslt(
     if standard and not stats["fairseq_split"]:
         log.warning("%s gives %s train / %s valid / %s test pairs, but fairseq's prepare-iwslt14.sh gives "
                     "%s / %s / %s on the official %s.tgz: this is not the standard IWSLT'14 split, and scores "
-                    "on it are not comparable with published ones", folder, f"{len(train):,}", f"{len(valid):,}",
-                    f"{len(test):,}", *(f"{expected[k]:,}" for k in ("train", "valid", "test")), pair)
-    return splits, stats
+                    "on it are not comparable with published ones", folder, f"{stats['train']:,}",
+                    f"{stats['valid']:,}", f"{stats['test']:,}", *(f"{expected[k]:,}" for k in ("train", "valid", "test")),
+                    pair)
+    return stats

@@ -5,7 +5,9 @@ project's errors and ids: the served model bundles this module."""
 from __future__ import annotations
 
 import io
+import itertools
 from pathlib import Path
+from typing import Iterable
 
 import sentencepiece as spm
 
@@ -13,15 +15,25 @@ from seq2seq.errors import DataError
 from seq2seq.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
 
-def train_sentencepiece(sentences: list[str], prefix: Path, tok_cfg, seed: int) -> None:
-    """Train one model on `sentences`; writes `<prefix>.model` and `<prefix>.vocab`."""
-    sentences = [s for s in sentences if s.strip()]
-    if not sentences:
+def train_sentencepiece(sentences: Iterable[str], prefix: Path, tok_cfg, seed: int) -> None:
+    """Train one model on `sentences` (any iterable: a file is read a line at a time, and SentencePiece
+    keeps at most `input_sentence_size` of them); writes `<prefix>.model` and `<prefix>.vocab`."""
+    sentences = (s for s in sentences if s.strip())
+    first = next(sentences, None)
+    if first is None:
         raise DataError(f"no text to train the tokenizer {prefix.name} on")
+    failed: list[DataError] = []
+
+    def guarded(lines):  # a DataError (bad UTF-8 in line n) raised across SentencePiece's C++ loses its type
+        try:
+            yield from lines
+        except DataError as e:
+            failed.append(e)
+
     spm.set_random_generator_seed(seed)
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(sentences),
+        sentence_iterator=guarded(itertools.chain([first], sentences)),
         model_writer=model,
         model_type=tok_cfg.model_type,
         vocab_size=tok_cfg.vocab_size,
@@ -33,6 +45,8 @@ def train_sentencepiece(sentences: list[str], prefix: Path, tok_cfg, seed: int) 
         num_threads=1,  # one thread: the same input always gives the same model
         minloglevel=2,
     )
+    if failed:
+        raise failed[0]
     prefix.with_suffix(".model").write_bytes(model.getvalue())
     sp = spm.SentencePieceProcessor(model_proto=model.getvalue())
     vocab = "".join(f"{sp.id_to_piece(i)}\t{sp.get_score(i)}\n" for i in range(sp.get_piece_size()))

@@ -26,35 +26,27 @@ import sys
 
 from seq2seq.command import run_stage
 from seq2seq.config.params import load_params
-from seq2seq.data.cleaning import SPLITS, Pair
+from seq2seq.data.cleaning import SPLITS
 from seq2seq.data.fairseq import prepare_iwslt
 from seq2seq.data.parallel import prepare_parallel
 from seq2seq.errors import ConfigError, DataError
-from seq2seq.io import atomic_path, write_json, write_lines
-
-
-def write_splits(out: str | os.PathLike, splits: dict[str, list[Pair]], src: str, tgt: str) -> None:
-    """<out>/{split}.{src,tgt} for every split, the folder created atomically."""
-    with atomic_path(out) as tmp:
-        tmp.mkdir()
-        for split, pairs in splits.items():
-            write_lines(tmp / f"{split}.{src}", (s for s, _ in pairs))
-            write_lines(tmp / f"{split}.{tgt}", (t for _, t in pairs))
+from seq2seq.io import atomic_path, write_json
 
 
 def run(cfg, raw: str | os.PathLike, out: str | os.PathLike, stats_path: str | os.PathLike) -> dict:
     """Prepare cfg.data's corpus from `raw` into `out`, stats to `stats_path`; returns the stats."""
     data, f = cfg.data, cfg.data.filter
-    if data.source == "iwslt14":
-        splits, stats = prepare_iwslt(raw, data.src, data.tgt, f.min_len, f.max_len, f.max_ratio, data.valid_every)
-    elif data.source == "parallel":
-        splits, stats = prepare_parallel(raw, data.src, data.tgt, f.min_len, f.max_len, f.max_ratio)
-    else:
-        raise ConfigError(f"data.source={data.source!r} is not one of iwslt14, parallel")
-    empty = [s for s in SPLITS if not splits[s]]
-    if empty:
-        raise DataError(f"{raw}: no {', '.join(empty)} pairs left (stats: {stats})")
-    write_splits(out, splits, data.src, data.tgt)
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
+        if data.source == "iwslt14":
+            stats = prepare_iwslt(raw, tmp, data.src, data.tgt, f.min_len, f.max_len, f.max_ratio, data.valid_every)
+        elif data.source == "parallel":
+            stats = prepare_parallel(raw, tmp, data.src, data.tgt, f.min_len, f.max_len, f.max_ratio)
+        else:
+            raise ConfigError(f"data.source={data.source!r} is not one of iwslt14, parallel")
+        empty = [s for s in SPLITS if not stats[s]]
+        if empty:
+            raise DataError(f"{raw}: no {', '.join(empty)} pairs left (stats: {stats})")
     write_json(stats_path, stats)
     print(f"prepare: train {stats['train']}, valid {stats['valid']}, test {stats['test']} "
           f"({stats['train_filtered_out']} of {stats['train_raw']} training pairs filtered out) -> {out}",

@@ -9,27 +9,27 @@ same model trained on source and target text together (seq2seq.data.sentencepiec
 from __future__ import annotations
 
 import argparse
+import itertools
 import shutil
 from pathlib import Path
 
 from seq2seq.command import run_stage
 from seq2seq.config.params import load_params
 from seq2seq.data.sentencepiece import load_sp, train_sentencepiece
-from seq2seq.io import atomic_path, read_lines
+from seq2seq.io import atomic_path, iter_lines
 
 
 def run(cfg, data: Path, out: Path) -> None:
-    src = read_lines(data / f"train.{cfg.data.src}")
-    tgt = read_lines(data / f"train.{cfg.data.tgt}")
+    src, tgt = data / f"train.{cfg.data.src}", data / f"train.{cfg.data.tgt}"
     with atomic_path(out) as tmp:
         tmp.mkdir()
-        if cfg.tokenizer.joint:
-            train_sentencepiece(src + tgt, tmp / "src", cfg.tokenizer, cfg.seed)
+        if cfg.tokenizer.joint:  # source lines, then target lines, streamed
+            train_sentencepiece(itertools.chain(iter_lines(src), iter_lines(tgt)), tmp / "src", cfg.tokenizer, cfg.seed)
             for suffix in (".model", ".vocab"):
                 shutil.copyfile(tmp / f"src{suffix}", tmp / f"tgt{suffix}")
         else:
-            train_sentencepiece(src, tmp / "src", cfg.tokenizer, cfg.seed)
-            train_sentencepiece(tgt, tmp / "tgt", cfg.tokenizer, cfg.seed)
+            train_sentencepiece(iter_lines(src), tmp / "src", cfg.tokenizer, cfg.seed)
+            train_sentencepiece(iter_lines(tgt), tmp / "tgt", cfg.tokenizer, cfg.seed)
     sizes = [load_sp(out, side).get_piece_size() for side in ("src", "tgt")]
     print(f"tokenizer: {out} (vocabulary src {sizes[0]}, tgt {sizes[1]}, joint={cfg.tokenizer.joint})")
 

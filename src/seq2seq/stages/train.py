@@ -1,7 +1,7 @@
 """Stage 4: train the Seq2Seq model with Lightning, logging to one new MLflow run.
 
     python -m seq2seq.stages.train --params params.yaml --data data/prepared --tokenizer data/tokenizer \
-        --out data/train --metrics metrics/train.json --history plots/history.csv
+        --encoded data/encoded --out data/train --metrics metrics/train.json --history plots/history.csv
 
 Writes `<out>/checkpoints/{best,last}.ckpt` (best by valid BLEU; with `trainer.average_last=N`
 also `averaged.ckpt`, the mean of the last N epochs' weights), `<out>/attention/*.png` (attention
@@ -57,13 +57,13 @@ class NoAdvertisement(logging.Filter):
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(NoAdvertisement())
 
 
-def run(cfg, data: Path, tokenizer: Path, out: Path, metrics: Path, state_dir: Path = Path("data/.train_state"),
-        history_csv: Path = Path("plots/history.csv")) -> None:
+def run(cfg, data: Path, tokenizer: Path, encoded: Path, out: Path, metrics: Path,
+        state_dir: Path = Path("data/.train_state"), history_csv: Path = Path("plots/history.csv")) -> None:
     t = cfg.trainer
     rebalance(announce=True)  # "threads: N (...)": this stage's share of the cores
     set_onednn_cache_capacity(t.onednn_cache_capacity)
     L.seed_everything(cfg.seed, workers=True)
-    dm = TranslationDataModule(data, tokenizer, cfg.data.src, cfg.data.tgt, t.batch_tokens, t.max_len,
+    dm = TranslationDataModule(data, tokenizer, encoded, cfg.data.src, cfg.data.tgt, t.batch_tokens, t.max_len,
                                t.num_workers, cfg.seed, val_max_sentences=t.val_max_sentences,
                                pad_multiple=t.pad_multiple)
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
@@ -101,7 +101,8 @@ def run(cfg, data: Path, tokenizer: Path, out: Path, metrics: Path, state_dir: P
             "src": cfg.data.src, "tgt": cfg.data.tgt}
     history, throughput, threads = History(), Throughput(), ThreadBudget()
     keep = KeepLastWeights(t.average_last) if t.average_last > 0 else None
-    map_sources = [s for s in dm.dataset("valid").src[:N_ATTENTION_MAPS]]
+    valid = dm.dataset("valid")
+    map_sources = [valid.source(i) for i in range(min(N_ATTENTION_MAPS, len(valid)))]
     start = time.time()
     # Checkpoints live in `state_dir`, outside DVC's outputs, so that a killed run resumes.
     # Saved at the end of each training epoch, after every other callback: a resumed run restarts
@@ -183,13 +184,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--data", type=Path, default=Path("data/prepared"))
     parser.add_argument("--tokenizer", type=Path, default=Path("data/tokenizer"))
+    parser.add_argument("--encoded", type=Path, default=Path("data/encoded"), help="the encode stage's token store")
     parser.add_argument("--out", type=Path, default=Path("data/train"))
     parser.add_argument("--metrics", type=Path, default=Path("metrics/train.json"))
     parser.add_argument("--history", type=Path, default=Path("plots/history.csv"), help="learning curves, one row an epoch")
     parser.add_argument("--state", type=Path, default=Path("data/.train_state"),
                         help="checkpoints while training; kept after a crash so that the next run resumes")
     args = parser.parse_args(argv)
-    run_stage(lambda: run(load_params(args.params), args.data, args.tokenizer, args.out, args.metrics, args.state, args.history))
+    run_stage(lambda: run(load_params(args.params), args.data, args.tokenizer, args.encoded, args.out, args.metrics,
+                          args.state, args.history))
 
 
 if __name__ == "__main__":

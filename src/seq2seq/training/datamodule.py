@@ -1,5 +1,6 @@
-"""The Lightning data module: reads the prepare stage's text and the tokenizer stage's models (it
-never downloads) and serves seq2seq.data.batching's batches, sharded across DDP ranks."""
+"""The Lightning data module: serves seq2seq.data.batching's batches of the encode stage's token
+store, sharded across DDP ranks; the tokenizer stage's models detokenize, and the prepare stage's
+valid text is the reference for validation BLEU. It never downloads or tokenizes."""
 
 from __future__ import annotations
 
@@ -9,22 +10,19 @@ from pathlib import Path
 import lightning as L
 from torch.utils.data import DataLoader
 
-from seq2seq.data.batching import ParallelDataset, TokenBatchSampler, collate, encode_file
+from seq2seq.data.batching import ParallelDataset, TokenBatchSampler, collate
 from seq2seq.data.sentencepiece import load_sp
-from seq2seq.errors import DataError
 from seq2seq.io import read_lines
 
 
 class TranslationDataModule(L.LightningDataModule):
-    def __init__(self, data_dir: str | Path, tokenizer_dir: str | Path, src: str, tgt: str,
+    def __init__(self, data_dir: str | Path, tokenizer_dir: str | Path, store_dir: str | Path, src: str, tgt: str,
                  batch_tokens: int = 4096, max_len: int = 256, num_workers: int = 0, seed: int = 0,
-                 cache_dir: str | Path | None = "data/cache", val_max_sentences: int | None = None,
-                 pad_multiple: int = 1):
+                 val_max_sentences: int | None = None, pad_multiple: int = 1):
         super().__init__()
-        self.data_dir, self.tokenizer_dir = Path(data_dir), Path(tokenizer_dir)
+        self.data_dir, self.tokenizer_dir, self.store_dir = Path(data_dir), Path(tokenizer_dir), Path(store_dir)
         self.src_lang, self.tgt_lang = src, tgt
         self.batch_tokens, self.max_len, self.num_workers, self.seed = batch_tokens, max_len, num_workers, seed
-        self.cache_dir = Path(cache_dir) if cache_dir else None
         self.val_max_sentences, self.pad_multiple = val_max_sentences, pad_multiple
         self.sp_src = load_sp(self.tokenizer_dir, "src")
         self.sp_tgt = load_sp(self.tokenizer_dir, "tgt")
@@ -42,14 +40,7 @@ class TranslationDataModule(L.LightningDataModule):
         return self.sp_tgt.decode(ids)
 
     def dataset(self, split: str, max_len: int | None = None) -> ParallelDataset:
-        src = encode_file(self.sp_src, self.data_dir / f"{split}.{self.src_lang}", self.cache_dir)
-        tgt = encode_file(self.sp_tgt, self.data_dir / f"{split}.{self.tgt_lang}", self.cache_dir)
-        if len(src) != len(tgt):
-            raise DataError(
-                f"{self.data_dir}/{split}.{self.src_lang} has {len(src)} lines but "
-                f"{self.data_dir}/{split}.{self.tgt_lang} has {len(tgt)}"
-            )
-        return ParallelDataset(src, tgt, max_len)
+        return ParallelDataset.open(self.store_dir, split, max_len)
 
     def setup(self, stage: str | None = None) -> None:
         self.train_set = self.dataset("train", self.max_len)

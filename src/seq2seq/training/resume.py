@@ -22,7 +22,8 @@ def run_fingerprint(cfg, data: Path, tokenizer: Path) -> str:
     h.update(json.dumps(settings, sort_keys=True).encode())
     for path in sorted(data.glob("train.*")) + sorted(data.glob("valid.*")) + sorted(tokenizer.glob("*.model")):
         h.update(path.name.encode())
-        h.update(hashlib.sha256(path.read_bytes()).digest())
+        with open(path, "rb") as f:  # read in blocks: memory stays flat in the corpus size
+            h.update(hashlib.file_digest(f, "sha256").digest())
     return h.hexdigest()
 
 
