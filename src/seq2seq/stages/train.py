@@ -96,7 +96,10 @@ def run(cfg, data: Path, tokenizer: Path, out: Path, metrics: Path, state_dir: P
         print(f"mlflow: run {run_id} in {redact(uri)}")
     else:
         run_id = None
-    logger = runs.TolerantMLFlowLogger(tracking_uri=uri, run_id=run_id, experiment_name=cfg.mlflow.experiment_name)
+    # Lightning logs from rank 0 only; the other ranks get no logger at all, since building one
+    # opens the store: for sqlite it creates the tables, racing rank 0 when nodes start together.
+    logger = (runs.TolerantMLFlowLogger(tracking_uri=uri, run_id=run_id, experiment_name=cfg.mlflow.experiment_name)
+              if rank_zero else False)
     meta = {"model": model_cfg, "src_vocab_size": dm.src_vocab_size, "tgt_vocab_size": dm.tgt_vocab_size,
             "src": cfg.data.src, "tgt": cfg.data.tgt}
     history, throughput, threads = History(), Throughput(), ThreadBudget()
