@@ -85,9 +85,10 @@ def run(cfg, data: Path, tokenizer: Path, out: Path, metrics: Path, state_dir: P
     if resume is not None:
         run_id = resume["run_id"]
         print(f"train: resuming from {state_dir / 'last.ckpt'} after epoch {resume['epoch']}, MLflow run {run_id}")
-        runs.check_reachable(uri)
-        with runs.tolerant(f"the name of resumed run {run_id}"):
-            runs.name_run(runs.client(uri), run_id)  # the experiment that finishes the run names it
+        if rank_zero:  # the other ranks never open the store
+            runs.check_reachable(uri)
+            with runs.tolerant(f"the name of resumed run {run_id}"):
+                runs.name_run(runs.client(uri), run_id)  # the experiment that finishes the run names it
     elif rank_zero:
         shutil.rmtree(state_dir, ignore_errors=True)
         uri, run_id = runs.start_run(cfg)
