@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -239,6 +240,82 @@ def test_ddp_on_cpu_gives_one_run_one_checkpoint_and_metrics_logged_once(stages_
     tokens = int(valid.tgt_lens.sum())  # target tokens + EOS of every valid sentence
     assert [m.value for m in mlc.get_metric_history(run_id, "valid_tokens")] == [tokens] * 2
     assert sorted(p.name for p in (stages_dir / "train" / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+
+
+def listing(folder: Path) -> dict[str, tuple[int, int] | None]:
+    """Every file (size, mtime) and folder (None) under `folder`, by relative path."""
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) if p.is_file() else None
+            for p in folder.rglob("*")}
+
+
+@pytest.mark.slow
+def test_two_nodes_give_one_run_one_set_of_checkpoints_and_nothing_on_node_1(stages_dir, tmp_path):
+    """Issue 26: 2 nodes x 1 process on localhost, launched as Lightning documents for a general
+    cluster: `python -m seq2seq.stages.train` on every node, each in its own checkout, with the
+    MASTER_ADDR, MASTER_PORT, NODE_RANK and WORLD_SIZE a scheduler sets (Lightning's
+    LightningEnvironment; no LOCAL_RANK, so Lightning starts each node's devices=1 process itself)."""
+    from seq2seq.data.batching import TokenBatchSampler
+    from seq2seq.training.datamodule import TranslationDataModule
+
+    cfg = OmegaConf.load(stages_dir / "params.yaml")
+    cfg.trainer.lightning.merge_with({"accelerator": "cpu", "devices": 1, "num_nodes": 2, "strategy": "ddp",
+                                      "max_epochs": 1, "limit_train_batches": 10})
+    # an odd number of valid batches, so that the two nodes cannot simply split them evenly
+    valid = TranslationDataModule(stages_dir / "prepared", stages_dir / "tokenizer", "de", "en", cache_dir=None).dataset("valid")
+    cfg.trainer.batch_tokens = next(b for b in range(256, 4096, 32) if len(TokenBatchSampler(valid, b, False).batches) % 2)
+    n_valid = min(len(valid), cfg.trainer.val_max_sentences)
+    nodes = []
+    for rank in (0, 1):  # each node its own checkout holding the same prepared data, tokenizer and params
+        node = make_repo_copy(tmp_path / f"node{rank}")
+        for folder in ("prepared", "tokenizer"):
+            shutil.copytree(stages_dir / folder, node / "data" / folder)
+        OmegaConf.save(cfg, node / "params.yaml")
+        nodes.append(node)
+    before = listing(nodes[1])
+    uri = f"sqlite:///{tmp_path / 'shared' / 'mlflow.db'}"  # one store both nodes reach (a shared filesystem)
+    env = run_env(MLFLOW_TRACKING_URI=uri, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), WORLD_SIZE="2")
+    logs = [tmp_path / f"node{rank}.log" for rank in (0, 1)]
+    procs = []
+    for rank, (node, log) in enumerate(zip(nodes, logs)):
+        with log.open("w") as out:
+            procs.append(subprocess.Popen([sys.executable, "-m", "seq2seq.stages.train"], cwd=node,
+                                          env={**env, "NODE_RANK": str(rank)}, stdout=out, stderr=subprocess.STDOUT))
+    deadline = time.time() + 300
+    try:  # a node that fails leaves the other waiting for it: stop at the first failure
+        while any(p.poll() is None for p in procs) and all(p.poll() in (None, 0) for p in procs):
+            assert time.time() < deadline, "the nodes did not finish in 300 s"
+            time.sleep(0.5)
+    finally:
+        for p in procs:
+            p.kill()
+    failed = [rank for rank, p in enumerate(procs) if p.wait() != 0]  # -9: stopped after the other failed
+    assert not failed, "\n".join(f"node {r} exited {procs[r].returncode}:\n{logs[r].read_text()[-4000:]}" for r in failed)
+    from mlflow import MlflowClient
+
+    mlc = MlflowClient(uri)
+    runs = mlc.search_runs([e.experiment_id for e in mlc.search_experiments()])
+    assert len(runs) == 1
+    run_id = runs[0].info.run_id
+    assert len(mlc.get_metric_history(run_id, "valid_bleu")) == 1  # once an epoch, not once a node
+    # every valid sentence scored exactly once, and the loss over all their target tokens
+    assert [m.value for m in mlc.get_metric_history(run_id, "valid_sentences")] == [n_valid]
+    assert [m.value for m in mlc.get_metric_history(run_id, "valid_tokens")] == [sum(len(t) + 1 for t in valid.tgt)]
+    node0 = nodes[0]
+    assert sorted(p.name for p in (node0 / "data" / "train" / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+    assert json.loads((node0 / "data" / "train" / "mlflow_run.json").read_text())["run_id"] == run_id
+    assert json.loads((node0 / "metrics" / "train.json").read_text())["epochs"] == 1
+    assert len((node0 / "plots" / "history.csv").read_text().splitlines()) == 2
+    # node 1: nothing new and nothing changed, but for what any process computing there leaves:
+    # the encoded inputs (data/cache, keyed by content: the same files as node 0's) and the
+    # emptied registry of this machine's running stages (seq2seq.threads)
+    after = listing(nodes[1])
+    changed = {k for k in before.keys() & after.keys() if before[k] != after[k]}
+    assert not changed and before.keys() <= after.keys()
+    new = after.keys() - before.keys()
+    cache = {k for k in new if k == "data/cache" or k.startswith("data/cache/")}
+    assert cache and cache == {k for k in listing(node0) if k == "data/cache" or k.startswith("data/cache/")}
+    assert new - cache <= {".running-stages"}
+    assert not any((nodes[1] / ".running-stages").glob("*"))
 
 
 class _Exploit:

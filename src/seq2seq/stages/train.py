@@ -85,9 +85,10 @@ def run(cfg, data: Path, tokenizer: Path, encoded: Path, out: Path, metrics: Pat
     if resume is not None:
         run_id = resume["run_id"]
         print(f"train: resuming from {state_dir / 'last.ckpt'} after epoch {resume['epoch']}, MLflow run {run_id}")
-        runs.check_reachable(uri)
-        with runs.tolerant(f"the name of resumed run {run_id}"):
-            runs.name_run(runs.client(uri), run_id)  # the experiment that finishes the run names it
+        if rank_zero:  # the other ranks never open the store
+            runs.check_reachable(uri)
+            with runs.tolerant(f"the name of resumed run {run_id}"):
+                runs.name_run(runs.client(uri), run_id)  # the experiment that finishes the run names it
     elif rank_zero:
         shutil.rmtree(state_dir, ignore_errors=True)
         uri, run_id = runs.start_run(cfg)
@@ -96,7 +97,10 @@ def run(cfg, data: Path, tokenizer: Path, encoded: Path, out: Path, metrics: Pat
         print(f"mlflow: run {run_id} in {redact(uri)}")
     else:
         run_id = None
-    logger = runs.TolerantMLFlowLogger(tracking_uri=uri, run_id=run_id, experiment_name=cfg.mlflow.experiment_name)
+    # Lightning logs from rank 0 only; the other ranks get no logger at all, since building one
+    # opens the store: for sqlite it creates the tables, racing rank 0 when nodes start together.
+    logger = (runs.TolerantMLFlowLogger(tracking_uri=uri, run_id=run_id, experiment_name=cfg.mlflow.experiment_name)
+              if rank_zero else False)
     meta = {"model": model_cfg, "src_vocab_size": dm.src_vocab_size, "tgt_vocab_size": dm.tgt_vocab_size,
             "src": cfg.data.src, "tgt": cfg.data.tgt}
     history, throughput, threads = History(), Throughput(), ThreadBudget()
