@@ -261,13 +261,14 @@ def test_two_nodes_give_one_run_one_set_of_checkpoints_and_nothing_on_node_1(sta
     cfg.trainer.lightning.merge_with({"accelerator": "cpu", "devices": 1, "num_nodes": 2, "strategy": "ddp",
                                       "max_epochs": 1, "limit_train_batches": 10})
     # an odd number of valid batches, so that the two nodes cannot simply split them evenly
-    valid = TranslationDataModule(stages_dir / "prepared", stages_dir / "tokenizer", "de", "en", cache_dir=None).dataset("valid")
+    valid = TranslationDataModule(stages_dir / "prepared", stages_dir / "tokenizer", stages_dir / "encoded", "de",
+                                  "en").dataset("valid")
     cfg.trainer.batch_tokens = next(b for b in range(256, 4096, 32) if len(TokenBatchSampler(valid, b, False).batches) % 2)
     n_valid = min(len(valid), cfg.trainer.val_max_sentences)
     nodes = []
-    for rank in (0, 1):  # each node its own checkout holding the same prepared data, tokenizer and params
+    for rank in (0, 1):  # each node its own checkout holding the same prepared data, tokenizer, token store and params
         node = make_repo_copy(tmp_path / f"node{rank}")
-        for folder in ("prepared", "tokenizer"):
+        for folder in ("prepared", "tokenizer", "encoded"):
             shutil.copytree(stages_dir / folder, node / "data" / folder)
         OmegaConf.save(cfg, node / "params.yaml")
         nodes.append(node)
@@ -299,22 +300,18 @@ def test_two_nodes_give_one_run_one_set_of_checkpoints_and_nothing_on_node_1(sta
     assert len(mlc.get_metric_history(run_id, "valid_bleu")) == 1  # once an epoch, not once a node
     # every valid sentence scored exactly once, and the loss over all their target tokens
     assert [m.value for m in mlc.get_metric_history(run_id, "valid_sentences")] == [n_valid]
-    assert [m.value for m in mlc.get_metric_history(run_id, "valid_tokens")] == [sum(len(t) + 1 for t in valid.tgt)]
+    assert [m.value for m in mlc.get_metric_history(run_id, "valid_tokens")] == [int(valid.tgt_lens.sum())]
     node0 = nodes[0]
     assert sorted(p.name for p in (node0 / "data" / "train" / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
     assert json.loads((node0 / "data" / "train" / "mlflow_run.json").read_text())["run_id"] == run_id
     assert json.loads((node0 / "metrics" / "train.json").read_text())["epochs"] == 1
     assert len((node0 / "plots" / "history.csv").read_text().splitlines()) == 2
-    # node 1: nothing new and nothing changed, but for what any process computing there leaves:
-    # the encoded inputs (data/cache, keyed by content: the same files as node 0's) and the
-    # emptied registry of this machine's running stages (seq2seq.threads)
+    # node 1: nothing new and nothing changed, but for the emptied registry of this machine's
+    # running stages (seq2seq.threads), which any stage computing there leaves
     after = listing(nodes[1])
     changed = {k for k in before.keys() & after.keys() if before[k] != after[k]}
     assert not changed and before.keys() <= after.keys()
-    new = after.keys() - before.keys()
-    cache = {k for k in new if k == "data/cache" or k.startswith("data/cache/")}
-    assert cache and cache == {k for k in listing(node0) if k == "data/cache" or k.startswith("data/cache/")}
-    assert new - cache <= {".running-stages"}
+    assert after.keys() - before.keys() <= {".running-stages"}
     assert not any((nodes[1] / ".running-stages").glob("*"))
 
 
