@@ -1,4 +1,4 @@
-"""Stage 5: beam-search the test set with the best checkpoint and score it with sacreBLEU.
+"""Stage 6: beam-search the test set with the best checkpoint and score it with sacreBLEU.
 
     python -m seq2seq.stages.evaluate --params params.yaml --data data/prepared --tokenizer data/tokenizer \
         --checkpoints data/train/checkpoints --out data/evaluate --metrics metrics/test.json

@@ -1,4 +1,4 @@
-"""Stage 6: put this pipeline run's evaluation into MLflow, completing whatever an earlier try missed.
+"""Stage 7: put this pipeline run's evaluation into MLflow, completing whatever an earlier try missed.
 
     python -m seq2seq.stages.track --params params.yaml --data data/prepared --tokenizer data/tokenizer \
         --checkpoints data/train/checkpoints --run data/train/mlflow_run.json --evaluate data/evaluate \

@@ -1,4 +1,4 @@
-"""Stage 4: train the Seq2Seq model with Lightning, logging to one new MLflow run.
+"""Stage 5: train the Seq2Seq model with Lightning, logging to one new MLflow run.
 
     python -m seq2seq.stages.train --params params.yaml --data data/prepared --tokenizer data/tokenizer \
         --encoded data/encoded --out data/train --metrics metrics/train.json --history plots/history.csv
