@@ -85,13 +85,6 @@ def line_writer(path: str | os.PathLike) -> Iterator[Callable[[str], None]]:
         yield write
 
 
-def write_lines(path: str | os.PathLike, lines) -> None:
-    """One line per string, LF-terminated, UTF-8, written as line_writer writes (atomic)."""
-    with line_writer(path) as write:
-        for line in lines:
-            write(line)
-
-
 # Characters that some line readers (str.splitlines, universal newlines) treat as line ends.
 _BREAKS = re.compile(r"[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]+")
 
@@ -99,7 +92,7 @@ _BREAKS = re.compile(r"[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]+")
 def one_line(text: str) -> str:
     """`text` with every run of line-break characters (CR, LF, VT, FF, FS-RS, NEL, U+2028/9) as one space.
 
-    Written with write_lines, the result is one line for any reader, not only read_lines.
+    Written with line_writer, the result is one line for any reader, not only read_lines.
     """
     return _BREAKS.sub(" ", text)
 
