@@ -5,10 +5,10 @@
 
 RUN is a work folder of benchmarks/multi30k.py. Its test set's first --n source sentences are decoded
 with batches of --batch-size by
-  * `project`: this checkout's PyTorch decoding (seq2seq.translator), float32;
+  * `project`: this checkout's PyTorch decoding (seq2seq.inference.translator), float32;
   * `project @REV` (with --baseline REV): the same, with the code of git revision REV (a temporary
     git worktree), so that a speed-up is measured against its starting point on the same machine;
-  * `ctranslate2 float32` and `ctranslate2 int8`: the checkpoint exported by seq2seq.export
+  * `ctranslate2 float32` and `ctranslate2 int8`: the checkpoint exported by seq2seq.inference.export
     (Transformers only; needs the ctranslate2 extra).
 Each measurement runs in a fresh subprocess with --threads intra-op threads, decodes once to warm up,
 then --repeat times; the fastest time counts. BLEU is sacreBLEU's on the test references. The table
@@ -40,18 +40,18 @@ def measure(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     from multi30k import load_trained
 
-    from seq2seq.evaluate import score
+    from seq2seq.metrics import score
 
     cfg, model, sp_src, sp_tgt, sources, refs = load_trained(args.run)
     sources, refs = sources[: args.n], refs[: args.n]
     d = cfg.decode
     if args.engine == "torch":
-        from seq2seq.translator import translate
+        from seq2seq.inference.translator import translate
 
         decode = lambda beam: translate(model, sp_src, sp_tgt, sources, beam, d.length_penalty,  # noqa: E731
                                         d.max_len_a, d.max_len_b, args.batch_size)
     else:
-        from seq2seq.ct2 import CT2Translator
+        from seq2seq.inference.ct2 import CT2Translator
 
         ct2 = CT2Translator.load(args.ct2_model, threads=args.threads)
         decode = lambda beam: ct2.translate(sources, beam_size=beam, length_penalty=d.length_penalty,  # noqa: E731
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit(f"error: {args.run}/train/checkpoints/best.ckpt not found: RUN must be a trained work folder "
                  "of benchmarks/multi30k.py")
     sys.path.insert(0, str(REPO / "src"))
-    from seq2seq.translator import load_model
+    from seq2seq.inference.translator import load_model
 
     model, meta = load_model(args.run / "train/checkpoints/best.ckpt")
     params_m = sum(p.numel() for p in model.parameters()) / 1e6
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                 subprocess.run(["git", "worktree", "remove", "--force", f"{tmp}/base"], cwd=REPO, check=False)
         results["project"] = run_engine("project", REPO / "src", args, [])
         if meta["model"]["_target_"].endswith(".Transformer"):
-            from seq2seq.export import export
+            from seq2seq.inference.export import export
 
             for quant in ("float32", "int8"):
                 folder = export(args.run / "train/checkpoints/best.ckpt", args.run / "tokenizer", Path(tmp) / quant, quant)

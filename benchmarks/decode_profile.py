@@ -32,10 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import torch
+    from multi30k import load_trained
     from torch.profiler import ProfilerActivity, profile
 
-    from multi30k import load_trained
-    from seq2seq.translator import translate
+    from seq2seq.inference.translator import translate
 
     torch.set_num_threads(args.threads)
     cfg, model, sp_src, sp_tgt, sources, _ = load_trained(args.run.resolve())

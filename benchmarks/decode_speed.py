@@ -33,8 +33,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from seq2seq.evaluate import score
-    from seq2seq.translator import translate
+    from seq2seq.inference.translator import translate
+    from seq2seq.metrics import score
 
     run = args.run.resolve()
     checkpoint = run / "train" / "checkpoints" / "best.ckpt"

@@ -32,15 +32,15 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from seq2seq.evaluate import score
-    from seq2seq.translator import translate
+    from seq2seq.inference.translator import translate
+    from seq2seq.metrics import score
 
     torch.set_num_threads(args.threads)
     cfg, model, sp_src, sp_tgt, sources, refs = load_trained(args.run.resolve())
     d = cfg.decode
     ref_words = sum(len(r.split()) for r in refs)
     print(f"{args.run.name}: {len(sources)} test sentences ({ref_words:,} reference words), {cpu_model()}, "
-          f"{args.threads} threads, search code: {Path(sys.modules['seq2seq.search'].__file__).resolve()}")
+          f"{args.threads} threads, search code: {Path(sys.modules['seq2seq.inference.search'].__file__).resolve()}")
     print("| beam | alpha | BLEU | output words | decode s |\n| ---: | ---: | ---: | ---: | ---: |")
     for beam in args.beams:
         for alpha in args.alphas:

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/moses_parity.py --moses /path/to/mosesdecoder --lang de FILE [FILE ...]
 
 The prepare stage filters IWSLT'14 training pairs on the token counts fairseq's clean-corpus-n.perl
-sees after tokenizer.perl (seq2seq.prepare.moses_words, built on sacremoses). This script runs the
+sees after tokenizer.perl (seq2seq.data.cleaning.moses_words, built on sacremoses). This script runs the
 real tokenizer.perl of a mosesdecoder checkout (`-l LANG -threads 1`, escaping on, as fairseq runs
 it apart from threads) on each FILE and reports the lines whose tokens differ.
 """
@@ -26,8 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lang", required=True)
     args = parser.parse_args(argv)
 
+    from seq2seq.data.cleaning import moses_words
     from seq2seq.io import read_lines
-    from seq2seq.prepare import moses_words
 
     perl = args.moses / "scripts" / "tokenizer" / "tokenizer.perl"
     bad = 0

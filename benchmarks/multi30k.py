@@ -6,7 +6,7 @@
 The corpus is used exactly as a user's own parallel files are (data=parallel): a folder of symlinks
 `{train,valid,test}.{de,en,fr}` → `train.*`, `val.*`, `test_2016_flickr.*` is made under --out (the
 data is never copied). Each configuration gets its own work folder under <out>/runs/ with its own
-params.yaml, composed by `python -m seq2seq.config`, and the five stages of dvc.yaml run in it as
+params.yaml, composed by `python -m seq2seq.cli.compose`, and the five stages of dvc.yaml run in it as
 subprocesses, one after the other, with every path inside the work folder. All runs log into one
 MLflow store, sqlite:///<out>/mlflow.db.
 
@@ -198,9 +198,10 @@ def log_to_mlflow(uri: str, run_file: Path, name: str, row: dict) -> None:
 def load_trained(work: Path):
     """A trained work folder: (params, best model, source and target SentencePiece, test sources,
     test references). Imports seq2seq (and torch) only when called."""
-    from seq2seq.config import load_params
+    from seq2seq.config.params import load_params
+    from seq2seq.data.sentencepiece import load_sp
+    from seq2seq.inference.translator import load_model
     from seq2seq.io import read_lines
-    from seq2seq.translator import load_model, load_sp
 
     cfg = load_params(work / "params.yaml")
     model, _ = load_model(work / "train" / "checkpoints" / "best.ckpt")
@@ -217,20 +218,22 @@ def run_config(name: str, overrides: list[str], src: str, tgt: str, work: Path, 
     params, logs = work / "params.yaml", work / "logs"
     W = lambda p: str(work / p)  # noqa: E731
     stages = [
-        ("config", [py, "-m", "seq2seq.config", *overrides, "--out", str(params)]),
-        ("download", [py, "-m", "seq2seq.download", "--params", str(params), "--out", W("raw"),
+        ("config", [py, "-m", "seq2seq.cli.compose", *overrides, "--out", str(params)]),
+        ("download", [py, "-m", "seq2seq.stages.download", "--params", str(params), "--out", W("raw"),
                       "--cache-dir", W(".downloads")]),
-        ("prepare", [py, "-m", "seq2seq.prepare", "--params", str(params), "--raw", W("raw"), "--out", W("prepared"),
+        ("prepare", [py, "-m", "seq2seq.stages.prepare", "--params", str(params), "--raw", W("raw"), "--out", W("prepared"),
                      "--stats", W("metrics/prepare.json")]),
-        ("tokenizer", [py, "-m", "seq2seq.tokenizer", "--params", str(params), "--data", W("prepared"),
+        ("tokenizer", [py, "-m", "seq2seq.stages.tokenizer", "--params", str(params), "--data", W("prepared"),
                        "--out", W("tokenizer")]),
-        ("train", [py, "-m", "seq2seq.train", "--params", str(params), "--data", W("prepared"),
-                   "--tokenizer", W("tokenizer"), "--out", W("train"), "--metrics", W("metrics/train.json"),
-                   "--state", W(".train_state"), "--history", W("plots/history.csv")]),
-        ("evaluate", [py, "-m", "seq2seq.evaluate", "--params", str(params), "--data", W("prepared"),
+        ("encode", [py, "-m", "seq2seq.stages.encode", "--params", str(params), "--data", W("prepared"),
+                    "--tokenizer", W("tokenizer"), "--out", W("encoded")]),
+        ("train", [py, "-m", "seq2seq.stages.train", "--params", str(params), "--data", W("prepared"),
+                   "--tokenizer", W("tokenizer"), "--encoded", W("encoded"), "--out", W("train"),
+                   "--metrics", W("metrics/train.json"), "--state", W(".train_state"), "--history", W("plots/history.csv")]),
+        ("evaluate", [py, "-m", "seq2seq.stages.evaluate", "--params", str(params), "--data", W("prepared"),
                       "--tokenizer", W("tokenizer"), "--checkpoints", W("train/checkpoints"),
                       "--out", W("evaluate"), "--metrics", W("metrics/test.json")]),
-        ("track", [py, "-m", "seq2seq.track", "--params", str(params), "--data", W("prepared"),
+        ("track", [py, "-m", "seq2seq.stages.track", "--params", str(params), "--data", W("prepared"),
                    "--tokenizer", W("tokenizer"), "--checkpoints", W("train/checkpoints"),
                    "--run", W("train/mlflow_run.json"), "--evaluate", W("evaluate"), "--metrics", W("metrics/test.json"),
                    "--train-metrics", W("metrics/train.json"), "--history", W("plots/history.csv")]),
@@ -269,8 +272,8 @@ def run_config(name: str, overrides: list[str], src: str, tgt: str, work: Path, 
     try:
         import torch
 
-        from seq2seq.evaluate import score
-        from seq2seq.translator import translate
+        from seq2seq.inference.translator import translate
+        from seq2seq.metrics import score
 
         torch.set_num_threads(2)
         cfg, model, sp_src, sp_tgt, sources, refs = load_trained(work)

@@ -122,7 +122,7 @@ def mlflow_runs(repo: Path) -> list[dict]:
 
 def run_mode(mode: str, source: Path, work: Path, overrides: list[str], env: dict) -> dict:
     repo = copy_repo(source, work / "repo", env)
-    sh([sys.executable, "-m", "seq2seq.config", *overrides, "--out", "params.yaml"], repo, env)
+    sh([sys.executable, "-m", "seq2seq.cli.compose", *overrides, "--out", "params.yaml"], repo, env)
     dvc("repro", "prepare", cwd=repo, env=env)  # untimed: every experiment restores these two stages
     args = [a for o in overrides for a in ("-S", o)]
     load_before = loadavg()

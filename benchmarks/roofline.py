@@ -59,14 +59,14 @@ def build(recipe: str) -> torch.nn.Module:
 
 @functools.cache
 def recipe_config(recipe: str):
-    from seq2seq.config import compose
+    from seq2seq.config.params import compose
 
     return compose([f"experiment={recipe}", "data.path=/unused"])
 
 
 def loss_fn(recipe: str):
     """The train stage's loss for this recipe: (logits, target) -> label-smoothed cross-entropy."""
-    from seq2seq.module import compiled_sequence_loss, sequence_loss
+    from seq2seq.training.module import compiled_sequence_loss, sequence_loss
 
     t = recipe_config(recipe).trainer
     fn = compiled_sequence_loss() if t.compile_loss else sequence_loss

@@ -7,9 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from conftest import ROOT as REPO, run_env, sh
 from test_learning import WORDS, corpus
+
+from conftest import ROOT as REPO
+from conftest import run_env, sh
 
 FRENCH = {"the": "le", "dog": "chien", "cat": "chat", "sees": "voit", "likes": "aime", "a": "un", "red": "rouge",
           "small": "petit", "ball": "balle", "man": "homme", "woman": "femme", "house": "maison"}

@@ -7,8 +7,9 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 from omegaconf.errors import ReadonlyConfigError
 
-from seq2seq.check import check
-from seq2seq.config import compose, load_params, validate
+from seq2seq.config.check import check_file as check
+from seq2seq.config.params import compose, load_params
+from seq2seq.config.schema import validate
 from seq2seq.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -17,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_params_yaml_is_the_composition_of_conf():
     composed = OmegaConf.to_yaml(compose())
     assert (ROOT / "params.yaml").read_text(encoding="utf-8") == composed, (
-        "params.yaml is stale: run `python -m seq2seq.config` after editing conf/"
+        "params.yaml is stale: run `python -m seq2seq.cli.compose` after editing conf/"
     )
 
 
@@ -97,8 +98,8 @@ def test_loaded_params_are_read_only(tmp_path):
 
 
 def test_the_offline_plots_page_is_the_one_plots_page_makes():
-    from seq2seq import plots_page
+    from seq2seq.cli import plots_page
 
     assert plots_page.PAGE.read_text(encoding="utf-8") == plots_page.page(), (
-        ".dvc/plots_template.html is stale: run `python -m seq2seq.plots_page`")
+        ".dvc/plots_template.html is stale: run `python -m seq2seq.cli.plots_page`")
     assert "html_template = plots_template.html" in (ROOT / ".dvc/config").read_text()

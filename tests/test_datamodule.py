@@ -2,15 +2,15 @@
 
 import random
 
-from seq2seq.datamodule import ParallelDataset, TokenBatchSampler, collate, round_up
-from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from seq2seq.data.batching import ParallelDataset, TokenBatchSampler, collate, round_up
+from seq2seq.vocab import BOS_ID, EOS_ID, PAD_ID
 
 
 def dataset(n: int = 300, seed: int = 0) -> ParallelDataset:
     rng = random.Random(seed)
     src = [[5] * rng.randint(1, 40) for _ in range(n)]
     tgt = [[6] * rng.randint(1, 40) for _ in range(n)]
-    return ParallelDataset(src, tgt, max_len=30)
+    return ParallelDataset.from_lists(src, tgt, max_len=30)
 
 
 def test_batches_respect_the_token_budget_and_cover_every_sentence_once():
@@ -20,7 +20,7 @@ def test_batches_respect_the_token_budget_and_cover_every_sentence_once():
     for b in batches:
         assert max(ds.num_tokens(i) for i in b) * len(b) <= 200 or len(b) == 1
     # similar lengths together: within a batch source lengths differ little
-    spreads = [max(len(ds.src[i]) for i in b) - min(len(ds.src[i]) for i in b) for b in batches]
+    spreads = [max(len(ds.source(i)) for i in b) - min(len(ds.source(i)) for i in b) for b in batches]
     assert sum(spreads) / len(spreads) <= 3
 
 
@@ -46,7 +46,7 @@ def test_ddp_ranks_get_disjoint_equal_shares():
 
 
 def test_collate_pads_and_adds_bos_eos():
-    ds = ParallelDataset([[7, 8], [9]], [[10], [11, 12]])
+    ds = ParallelDataset.from_lists([[7, 8], [9]], [[10], [11, 12]])
     batch = collate([ds[0], ds[1]])
     assert batch.src.tolist() == [[7, 8, EOS_ID], [9, EOS_ID, PAD_ID]]
     assert batch.src_lens.tolist() == [3, 2]
@@ -91,11 +91,11 @@ def test_pad_multiple_groups_targets_of_one_padded_length():
     length and 68% of the target cells real; this sort, three quarters and 82%."""
     ds = dataset()
     batches = list(TokenBatchSampler(ds, 200, True, seed=1, pad_multiple=8))
-    one_length = [len({round_up(len(ds.tgt[i]) + 1, 8) for i in b}) == 1 for b in batches]
+    one_length = [len({round_up(len(ds.target(i)) + 1, 8) for i in b}) == 1 for b in batches]
     assert sum(one_length) >= 0.7 * len(batches)
     padded = [collate([ds[i] for i in b], pad_multiple=8) for b in batches]
     assert sum(p.n_tgt for p in padded) >= 0.78 * sum(p.tgt_out.numel() for p in padded)
     # pad_multiple=1 keeps the exact-length order: by source length, then target length
     exact = TokenBatchSampler(ds, 200, False)
-    lengths = [(len(ds.src[i]), len(ds.tgt[i])) for b in exact.batches for i in b]
+    lengths = [(len(ds.source(i)), len(ds.target(i))) for b in exact.batches for i in b]
     assert lengths == sorted(lengths)

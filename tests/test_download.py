@@ -2,9 +2,9 @@
 
 import base64
 import hashlib
-import re
 import logging
 import random
+import re
 import socket
 import tarfile
 import threading
@@ -14,11 +14,11 @@ import pytest
 from iwslt_fixtures import build_iwslt_archive, make_parallel, write_parallel
 from omegaconf import OmegaConf
 
-from seq2seq import download
-from seq2seq.config import compose
-from seq2seq.download import fetch, safe_extract
+from seq2seq.config.params import compose
+from seq2seq.data.fetch import fetch, safe_extract
 from seq2seq.errors import DataError, DownloadError
 from seq2seq.io import read_lines
+from seq2seq.stages import download
 
 FAST = {"retries": 3, "backoff": 0.001, "timeout": 5}
 
@@ -279,7 +279,7 @@ def test_run_local_archive_md5(archive, tmp_path, caplog):
         download.run(iwslt_cfg(archive=str(path), md5={"de-en": "f" * 32}), tmp_path / "raw", tmp_path / "cache")
     assert f"-S 'data.md5.de-en={md5}'" in str(e.value) and "-S '~data.md5.de-en'" in str(e.value)  # how to accept it
     assert not (tmp_path / "raw").exists()
-    with caplog.at_level(logging.WARNING, logger="seq2seq.download"):
+    with caplog.at_level(logging.WARNING, logger="seq2seq"):
         download.run(iwslt_cfg(archive=str(path), md5={}), tmp_path / "raw", tmp_path / "cache")
     assert f"no known MD5 for de-en to check; its MD5 is {md5}" in caplog.text
 
@@ -377,7 +377,7 @@ def test_parallel_invalid_utf8_names_file_and_line(tmp_path):
 def test_secrets_in_archive_and_mirror_addresses_stay_out_of_errors_and_logs(tmp_path, caplog):
     closed = closed_port_url()
     secret = closed.replace("http://", "http://alice:s3cret@") + "?X-Amz-Signature=deadbeef&token=t0k"
-    with caplog.at_level(logging.INFO, logger="seq2seq.download"), pytest.raises(DownloadError) as e:
+    with caplog.at_level(logging.INFO, logger="seq2seq"), pytest.raises(DownloadError) as e:
         download.run(iwslt_cfg(archive=None, mirrors=[secret, secret.replace("alice", "bob")]), tmp_path / "raw",
                      tmp_path / "cache", retries=1)
     for text in (str(e.value), caplog.text):
@@ -399,7 +399,7 @@ def test_a_server_that_wants_a_password_gets_it_from_netrc(server, archive, tmp_
         download.run(cfg, tmp_path / "raw", tmp_path / "cache", **FAST)
     (tmp_path / "netrc").write_text("machine 127.0.0.1 login alice password n3trc-s3cret\n")
     monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
-    with caplog.at_level(logging.INFO, logger="seq2seq.download"):
+    with caplog.at_level(logging.INFO, logger="seq2seq"):
         download.run(cfg, tmp_path / "raw", tmp_path / "cache", **FAST)
     expected_layout(tmp_path / "raw")
     assert "n3trc-s3cret" not in caplog.text
@@ -411,7 +411,7 @@ def test_a_presigned_address_comes_from_the_environment_and_stays_out_of_logs(se
     server.files["/bucket/de-en.tgz?X-Amz-Signature=pr3s1gned"] = data
     monkeypatch.setenv("SEQ2SEQ_ARCHIVE_URL", server.url("/bucket/de-en.tgz?X-Amz-Signature=pr3s1gned"))
     cfg = iwslt_cfg(md5={"de-en": md5}, mirrors=[server.url("/mirror/{src}-{tgt}.tgz")])
-    with caplog.at_level(logging.INFO, logger="seq2seq.download"):
+    with caplog.at_level(logging.INFO, logger="seq2seq"):
         download.run(cfg, tmp_path / "raw", tmp_path / "cache", **FAST)
     expected_layout(tmp_path / "raw")
     assert server.paths() == ["/bucket/de-en.tgz?X-Amz-Signature=pr3s1gned"]  # the mirrors are not asked

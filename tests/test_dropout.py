@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from model_helpers import V
 from omegaconf import OmegaConf
 from torch import nn
 
 from conftest import run_env
-from model_helpers import V
 from seq2seq.errors import ConfigError
 from seq2seq.models import dropout
 from seq2seq.models.builder import build_model

@@ -1,5 +1,6 @@
-"""dvc.yaml lists, for every stage, each project module the stage's code imports: editing any of
-them reruns the stage. The imports are derived from the source (ast), not listed by hand."""
+"""dvc.yaml lists, for every stage, exactly the project modules the stage's code imports: editing any
+of them reruns the stage, editing any other does not. The imports are derived from the source (ast),
+not listed by hand."""
 
 import ast
 import re
@@ -65,27 +66,31 @@ def covered(path: Path, deps: list[str]) -> bool:
 @pytest.mark.parametrize("stage", sorted(STAGES))
 def test_stage_lists_every_project_module_it_imports(stage):
     spec = STAGES[stage]
-    module = re.search(r"python -m (seq2seq\.\w+)", spec["cmd"]).group(1)
+    module = re.search(r"python -m (seq2seq[\w.]+)", spec["cmd"]).group(1)
     files = closure(module)
     assert module_file(module) in files and len(files) > 1
     missing = sorted(p.relative_to(ROOT).as_posix() for p in files if not covered(p, spec["deps"]))
     assert not missing, f"dvc.yaml stage {stage!r} imports {missing} but does not list them in deps"
+    # and nothing more: a listed folder is one whose every module the stage imports
+    extra = [d for d in spec["deps"] if d.startswith("src/")
+             and not all(p in files for p in ([ROOT / d] if d.endswith(".py") else (ROOT / d).rglob("*.py")))]
+    assert not extra, f"dvc.yaml stage {stage!r} lists {extra}, which it does not (all) import: edits there would rerun it"
 
 
 def test_the_closure_follows_imports_inside_functions_and_model_targets():
-    files = {p.relative_to(ROOT).as_posix() for p in closure("seq2seq.evaluate")}
-    assert "src/seq2seq/translator.py" in files  # evaluate loads models through the translator
+    files = {p.relative_to(ROOT).as_posix() for p in closure("seq2seq.stages.evaluate")}
+    assert "src/seq2seq/inference/translator.py" in files  # evaluate loads models through the translator
     assert "src/seq2seq/models/transformer.py" in files  # a `_target_` of conf/model/
     assert "src/seq2seq/__init__.py" in files
 
 
 def test_the_served_model_bundles_every_module_it_imports():
-    """seq2seq.registry copies INFERENCE_MODULES into the MLflow model's code/: they must hold the
+    """seq2seq.tracking.registry copies INFERENCE_MODULES into the MLflow model's code/: they must hold the
     whole import closure of the pyfunc model, and nothing of the training stack."""
-    from seq2seq.registry import INFERENCE_MODULES
+    from seq2seq.tracking.registry import INFERENCE_MODULES
 
     package = SRC / "seq2seq"
-    files = {p.relative_to(package).as_posix() for p in closure("seq2seq.mlflow_model")}
+    files = {p.relative_to(package).as_posix() for p in closure("seq2seq.inference.pyfunc")}
     bundled = lambda f: any(f == m or f.startswith(m + "/") for m in INFERENCE_MODULES)  # noqa: E731
     assert not sorted(f for f in files if not bundled(f)), "imported by the served model but not bundled"
-    assert not {"train.py", "module.py", "tracking.py", "config.py"} & set(INFERENCE_MODULES)
+    assert not [m for m in INFERENCE_MODULES if m.split("/")[0] in ("stages", "training", "tracking", "config", "cli")]

@@ -1,6 +1,7 @@
 """CTranslate2 export: a Transformer trained here (in seconds, on a word-for-word toy language) is
 converted, and CTranslate2 must decode what the project decodes."""
 
+import importlib.metadata
 import random
 import subprocess
 import sys
@@ -13,12 +14,12 @@ import torch
 import torch.nn.functional as F
 
 from conftest import run_env
-from seq2seq.ct2 import CT2Translator
+from seq2seq.data.sentencepiece import train_sentencepiece
 from seq2seq.errors import ConfigError, DataError
-from seq2seq.export import export
-from seq2seq.tokenizer import train_sentencepiece
+from seq2seq.inference.ct2 import CT2Translator
+from seq2seq.inference.export import export
+from seq2seq.inference.translator import Translator
 from seq2seq.models.builder import build_model
-from seq2seq.translator import Translator
 from seq2seq.vocab import BOS_ID, EOS_ID, PAD_ID
 
 WORDS = {"haus": "house", "katze": "cat", "hund": "dog", "rot": "red", "blau": "blue", "gross": "big",
@@ -98,7 +99,7 @@ def test_ctranslate2_greedy_equals_the_project_greedy_on_every_sentence(trained,
     assert ours[-3:-1] == theirs[-3:-1] == ["", ""]
     diff = [(s, a, b) for s, a, b in zip(sentences, ours, theirs) if a != b]
     assert not diff, diff[:5]
-    if max_len_b == 3:  # the limit counts EOS, as in seq2seq.search: at most 3 pieces come out
+    if max_len_b == 3:  # the limit counts EOS, as in seq2seq.inference.search: at most 3 pieces come out
         assert max(len(trained.torch.sp_tgt.encode(h)) for h in ours) == 3
 
 
@@ -138,7 +139,7 @@ def test_recurrent_models_are_refused_and_nothing_is_written(trained, tmp_path):
 
 def test_translate_command_with_the_ctranslate2_engine(trained):
     sentences = [s for s, _ in trained.test[:30]]
-    common = [sys.executable, "-m", "seq2seq.translate", "--checkpoint", str(trained.ckpt),
+    common = [sys.executable, "-m", "seq2seq.cli.translate", "--checkpoint", str(trained.ckpt),
               "--tokenizer", str(trained.tok), "--beam", "1"]
     run = lambda *extra: subprocess.run([*common, *extra], input="\n".join(sentences) + "\n", env=run_env(),  # noqa: E731
                                         capture_output=True, text=True, check=True).stdout
@@ -156,8 +157,8 @@ def test_the_mlflow_model_serves_either_engine(trained, tmp_path):
     from mlflow.exceptions import MlflowException
     from omegaconf import OmegaConf
 
-    from seq2seq.mlflow_model import Limits
-    from seq2seq.registry import save_model
+    from seq2seq.inference.pyfunc import Limits
+    from seq2seq.tracking.registry import save_model
 
     decode = {"beam_size": 1, "length_penalty": 1.0, "max_len_a": 1.5, "max_len_b": 10, "batch_size": 16}
     sentences = [s for s, _ in trained.test[:Limits().max_rows]]  # as many as a request may hold
@@ -167,6 +168,11 @@ def test_the_mlflow_model_serves_either_engine(trained, tmp_path):
         cfg = OmegaConf.create({"decode": decode, "registry": {"engine": engine}})
         paths[engine] = save_model(tmp_path / engine, cfg, trained.ckpt, trained.tok, tmp_path / "params.yaml", sentences)
     assert (paths["ctranslate2"] / "artifacts/ctranslate2/model.bin").is_file()
+    for path in paths.values():  # every requirement pinned to the version this environment runs
+        pins = dict(line.split("==") for line in (path / "requirements.txt").read_text().split() if "==" in line)
+        assert {"torch", "sentencepiece", "mlflow", "pandas", "tqdm"} <= set(pins)
+        assert all(importlib.metadata.version(name).split("+")[0] == version for name, version in pins.items()), pins
+        assert not [line for line in (path / "requirements.txt").read_text().split() if "==" not in line]
     assert not (paths["torch"] / "artifacts/ctranslate2").exists()
     served = mlflow.pyfunc.load_model(str(paths["ctranslate2"]))
     frame = pd.DataFrame({"source": sentences})
@@ -182,7 +188,8 @@ def test_the_mlflow_model_serves_either_engine(trained, tmp_path):
 
 
 def test_registry_engine_ctranslate2_needs_a_transformer():
-    from seq2seq.config import compose, validate
+    from seq2seq.config.params import compose
+    from seq2seq.config.schema import validate
 
     with pytest.raises(ConfigError, match="registry.engine=ctranslate2 needs a Transformer"):
         validate(compose(["registry.engine=ctranslate2"]))

@@ -6,15 +6,16 @@ import lightning as L
 import pytest
 import sacrebleu
 import torch
+from model_helpers import output_layer
 from omegaconf import OmegaConf
 
-from model_helpers import output_layer
-from seq2seq.datamodule import TranslationDataModule
-from seq2seq.module import TranslationModule
-from seq2seq.tokenizer import train_sentencepiece
-from seq2seq.train import cpu_runs_rnns_in_bf16
+from seq2seq.data.sentencepiece import train_sentencepiece
+from seq2seq.data.store import write_store
+from seq2seq.inference.translator import translate
 from seq2seq.models.builder import build_model
-from seq2seq.translator import translate
+from seq2seq.training.datamodule import TranslationDataModule
+from seq2seq.training.hardware import cpu_runs_rnns_in_bf16
+from seq2seq.training.module import TranslationModule
 
 WORDS = {"der": "the", "hund": "dog", "katze": "cat", "sieht": "sees", "mag": "likes", "ein": "a",
          "rote": "red", "kleine": "small", "ball": "ball", "mann": "man", "frau": "woman", "haus": "house"}
@@ -61,7 +62,9 @@ def memorize(folder, model_cfg: dict, target_bleu: float = 95.0, max_epochs: int
     (tok / "tgt.model").write_bytes((tok / "src.model").read_bytes())
 
     L.seed_everything(0)
-    dm = TranslationDataModule(folder, tok, "de", "en", batch_tokens=200, cache_dir=None)
+    (folder / "store").mkdir()
+    write_store(folder, tok, "de", "en", folder / "store")
+    dm = TranslationDataModule(folder, tok, folder / "store", "de", "en", batch_tokens=200)
     model = build_model(model_cfg, dm.src_vocab_size, dm.tgt_vocab_size)
     if output_dtypes is not None:
         output_layer(model).register_forward_hook(lambda module, args, out: output_dtypes.add(out.dtype))

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 from hydra.utils import instantiate
+from model_helpers import BOS, EOS, PAD, V, padded_batch
 from omegaconf import OmegaConf
 
-from model_helpers import BOS, EOS, PAD, V, padded_batch
 from seq2seq.models import BahdanauAttention, LuongAttention, Seq2Seq
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "model" / "lstm_bahdanau.yaml"

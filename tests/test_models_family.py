@@ -6,15 +6,14 @@ import pytest
 import torch
 import torch.nn as nn
 from hydra.errors import InstantiationException
+from model_helpers import BOS, CONF_DIR, LENGTHS, NAMES, V, build, output_layer, padded_batch, target
 from omegaconf import OmegaConf
 
-from seq2seq.models.builder import check_model
 from seq2seq.errors import ConfigError
+from seq2seq.inference.search import beam_search, greedy_search
 from seq2seq.models import ConvSeq2Seq, Seq2Seq, Transformer
+from seq2seq.models.builder import check_model
 from seq2seq.models.transformer import CACHE_CAPACITY
-from seq2seq.search import beam_search, greedy_search
-
-from model_helpers import BOS, CONF_DIR, LENGTHS, NAMES, V, build, output_layer, padded_batch, target
 
 
 def build_error(name: str, **overrides) -> str:

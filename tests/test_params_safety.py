@@ -9,8 +9,8 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from seq2seq.check import check
-from seq2seq.config import compose
+from seq2seq.config.check import check_file as check
+from seq2seq.config.params import compose
 from seq2seq.errors import ConfigError
 
 SECRET = "s3cr3t-Zq9"
@@ -56,7 +56,7 @@ def test_a_top_level_target_outside_the_models_is_never_imported(tmp_path):
     marker = tmp_path / "imported"
     (tmp_path / "evil_module.py").write_text(f"open({str(marker)!r}, 'w').write('imported')\nclass Model: pass\n")
     path = params_with(tmp_path, lambda raw: raw["model"].__setitem__("_target_", "evil_module.Model"))
-    code = ("import sys; from seq2seq.check import check; from seq2seq.errors import ConfigError\n"
+    code = ("import sys; from seq2seq.config.check import check_file as check; from seq2seq.errors import ConfigError\n"
             f"try:\n    check({str(path)!r})\nexcept ConfigError as e:\n    print(e)\n"
             "print('evil_module' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,

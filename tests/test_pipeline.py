@@ -1,11 +1,13 @@
 """End to end, for real: `dvc exp run` of all five stages in a temporary git repository, offline,
-on an archive built in the official IWSLT layout; MLflow in sqlite and over HTTP; dvc push/pull."""
+on an archive built in the official IWSLT layout; MLflow in sqlite and over HTTP; dvc push/pull, to a
+folder and to an S3-protocol server on loopback (moto)."""
 
 import contextlib
 import hashlib
 import json
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -13,10 +15,11 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
+from iwslt_fixtures import build_iwslt_archive
 from mlflow import MlflowClient
 
-from conftest import dvc, mlflow_server, run_env, sh
-from iwslt_fixtures import build_iwslt_archive
+from conftest import dvc, free_port, mlflow_server, run_env, sh
 
 pytestmark = pytest.mark.slow
 
@@ -206,7 +209,7 @@ def test_dvc_compares_the_two_experiments(smoke_repo, decode_only):
 
 def store_lines(output: str, store: str) -> dict[str, list[str]]:
     """The run ids a pipeline run's stages name as logged into `store`: {"train": [...], "evaluate": [...]}
-    (seq2seq.train prints "mlflow: run <id> in <uri>", seq2seq.track "mlflow: test scores in run <id> of <uri>")."""
+    (seq2seq.stages.train prints "mlflow: run <id> in <uri>", seq2seq.stages.track "mlflow: test scores in run <id> of <uri>")."""
     return {"train": re.findall(rf"^mlflow: run (\w+) in {re.escape(store)}$", output, re.M),
             "evaluate": re.findall(rf"^mlflow: test scores in run (\w+) of {re.escape(store)}\b", output, re.M)}
 
@@ -303,15 +306,15 @@ def test_queued_and_temp_experiments_each_land_one_run(smoke_repo, data_override
 
 
 def test_translate_cli_uses_the_trained_model(smoke_repo):
-    out = sh([sys.executable, "-m", "seq2seq.translate", "--beam", "2", "ein Satz .", "noch ein Satz ."], cwd=smoke_repo)
+    out = sh([sys.executable, "-m", "seq2seq.cli.translate", "--beam", "2", "ein Satz .", "noch ein Satz ."], cwd=smoke_repo)
     lines = out.stdout.splitlines()
     assert len(lines) == 2 and all("▁" not in line for line in lines)
     for beam in ("1", "2"):  # empty in, empty out, in its place
-        proc = subprocess.run([sys.executable, "-m", "seq2seq.translate", "--beam", beam], cwd=smoke_repo, env=run_env(),
+        proc = subprocess.run([sys.executable, "-m", "seq2seq.cli.translate", "--beam", beam], cwd=smoke_repo, env=run_env(),
                               input="ein Satz .\n\n   \nnoch ein Satz .\n", capture_output=True, text=True, check=True)
         out = proc.stdout.split("\n")
         assert len(out) == 5 and out[1] == out[2] == "" and out[0] and out[3] and out[4] == "", out
-    nbest = sh([sys.executable, "-m", "seq2seq.translate", "--beam", "3", "--n-best", "3", "ein Satz ."], cwd=smoke_repo)
+    nbest = sh([sys.executable, "-m", "seq2seq.cli.translate", "--beam", "3", "--n-best", "3", "ein Satz ."], cwd=smoke_repo)
     scores = [float(line.split("\t")[0]) for line in nbest.stdout.splitlines()]
     assert len(scores) == 3 and scores == sorted(scores, reverse=True)
 
@@ -330,9 +333,111 @@ def test_dvc_push_pull_round_trip(smoke_repo, tmp_path):
     assert status == {"track": ["always changed"]}, status  # the MLflow step runs every time
 
 
+@contextlib.contextmanager
+def s3_server():
+    """moto's S3-protocol server (ThreadedMotoServer, as dvc-s3's own tests use) on a free loopback
+    port; yields its endpoint URL. It keeps its buckets in this process's memory."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+def aws_env(tmp: Path, **keys: str) -> dict:
+    """run_env() with AWS credentials in `keys` only: no profile, shared file or instance metadata
+    (so that nothing on this machine can stand in for the keys given, or be absent from a test)."""
+    env = {k: v for k, v in run_env().items() if not k.startswith("AWS_")}
+    env.update(AWS_CONFIG_FILE=str(tmp / "no-aws-config"), AWS_SHARED_CREDENTIALS_FILE=str(tmp / "no-aws-credentials"),
+               AWS_EC2_METADATA_DISABLED="true", AWS_DEFAULT_REGION="us-east-1", **keys)
+    return env
+
+
+def cached_objects(repo: Path) -> set[str]:
+    """The cache objects (files/md5/xx/yyyy, `.dir` manifests and their files) of every `outs` entry of
+    dvc.yaml as dvc.lock records it: what `dvc push` must upload (metrics and plots are uncached)."""
+    stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    found = set()
+    for name, stage in stages.items():
+        for out in stage.get("outs", []):
+            (md5,) = [o["md5"] for o in lock[name]["outs"] if o["path"] == out]
+            found.add(md5)
+            if md5.endswith(".dir"):
+                manifest = repo / ".dvc/cache/files/md5" / md5[:2] / md5[2:]
+                found.update(entry["md5"] for entry in json.loads(manifest.read_text()))
+    return {f"files/md5/{md5[:2]}/{md5[2:]}" for md5 in found}
+
+
+def test_s3_remote_round_trip_from_a_fresh_clone(smoke_repo, tmp_path):
+    """Team storage on object storage: a DVC remote `s3://bucket/path` with its `endpointurl` in the
+    committed .dvc/config and the keys in the environment only. `dvc push` from this repository (its
+    dvc.lock committed) uploads exactly the objects dvc.lock names; a fresh clone of that commit, with
+    the same keys in its environment, `dvc pull`s them and `dvc repro` reruns nothing but the
+    always-changed track stage; the secret key is in no file of either repository."""
+    import boto3
+
+    secret = secrets.token_urlsafe(30)  # made here, so that no file of the checkout holds it
+    keys = {"AWS_ACCESS_KEY_ID": "AKIA" + secrets.token_hex(8).upper(), "AWS_SECRET_ACCESS_KEY": secret}
+    env = aws_env(tmp_path, **keys)
+    GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
+    with s3_server() as endpoint:
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **{k.lower(): v for k, v in keys.items()})
+        s3.create_bucket(Bucket="seq2seq-team")
+        # the team's remote, committed (.dvc/config): where the data lives, never how to log in
+        dvc("remote", "add", "-d", "team", "s3://seq2seq-team/dvc", cwd=smoke_repo, env=env)
+        dvc("remote", "modify", "team", "endpointurl", endpoint, cwd=smoke_repo, env=env)
+        sh(["git", "add", "dvc.lock", "params.yaml", "metrics", "plots", ".dvc/config"], cwd=smoke_repo)
+        sh([*GIT, "commit", "-qm", "smoke results; the team's S3 remote"], cwd=smoke_repo)
+        # every tracked file as committed (what is untracked is no pipeline state: `dvc plots show`'s page)
+        assert sh(["git", "status", "--porcelain", "--untracked-files=no"], cwd=smoke_repo).stdout == ""
+        head = sh(["git", "rev-parse", "HEAD"], cwd=smoke_repo).stdout.strip()
+
+        pushed = dvc("push", "-r", "team", cwd=smoke_repo, env=env)  # config.local's default is the folder remote
+        listed = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket="seq2seq-team")
+                  for o in page.get("Contents", [])]
+        expected = cached_objects(smoke_repo)
+        assert len(expected) > 10 and sorted(listed) == sorted(f"dvc/{k}" for k in expected), (pushed.stdout, listed)
+        assert f"{len(expected)} files pushed" in pushed.stdout, pushed.stdout
+
+        clone = tmp_path / "clone"
+        sh(["git", "clone", "-q", str(smoke_repo), str(clone)], cwd=tmp_path)
+        assert sh(["git", "rev-parse", "HEAD"], cwd=clone).stdout.strip() == head
+        assert not (clone / ".dvc/config.local").exists()
+        config = (clone / ".dvc/config").read_text()
+        assert "url = s3://seq2seq-team/dvc" in config and f"endpointurl = {endpoint}" in config, config
+        # the committed config holds no keys: without them in the environment, nothing comes
+        keyless = dvc("pull", cwd=clone, env=aws_env(tmp_path), check=False)
+        assert keyless.returncode != 0 and "Unable to locate credentials" in keyless.stderr, keyless.stderr[-2000:]
+        assert not (clone / "data/train/checkpoints/best.ckpt").exists()
+        pulled = dvc("pull", cwd=clone, env=env)
+        # the same training, byte for byte, and nothing to rerun but the MLflow step (always_changed)
+        for ckpt in ("best.ckpt", "last.ckpt"):
+            original = hashlib.md5((smoke_repo / "data/train/checkpoints" / ckpt).read_bytes()).hexdigest()
+            assert hashlib.md5((clone / "data/train/checkpoints" / ckpt).read_bytes()).hexdigest() == original, ckpt
+        status = json.loads(dvc("status", "--json", cwd=clone, env=env).stdout)
+        assert status == {"track": ["always changed"]}, status
+    # `dvc repro` in the clone, the server gone: the data is all local now, and the MLflow store is
+    # the training's (the team's tracking server, in real use), which holds this evaluation already
+    repro = dvc("repro", cwd=clone, env={**env, "MLFLOW_TRACKING_URI": f"sqlite:///{smoke_repo / 'mlflow.db'}"})
+    log = repro.stdout + repro.stderr
+    assert re.findall(r"Running stage '(\w+)'", log) == ["track"], log[-3000:]
+    assert "nothing added" in repro.stdout, log[-3000:]
+    assert sh(["git", "status", "--porcelain"], cwd=clone).stdout == ""  # dvc.lock as committed
+    # credentials reach nothing shared: no file, config or git object of either repository, no output
+    for out in (pushed, keyless, pulled, repro):
+        assert secret not in out.stdout + out.stderr
+    assert places_holding(smoke_repo, secret.encode(), objects="all") == []
+    assert places_holding(clone, secret.encode(), objects="all") == []
+
+
 def test_mlflow_over_http(smoke_repo, tmp_path):
     sqlite_runs = len(mlflow_runs(f"sqlite:///{smoke_repo / 'mlflow.db'}"))
-    track = [sys.executable, "-m", "seq2seq.track"]
+    track = [sys.executable, "-m", "seq2seq.stages.track"]
     with mlflow_server(tmp_path) as server:
         dvc("repro", "--force", "--downstream", "train", cwd=smoke_repo, env=run_env(MLFLOW_TRACKING_URI=server.uri))
         runs = mlflow_runs(server.uri)

@@ -4,17 +4,31 @@ import json
 
 import pytest
 from iwslt_fixtures import (
-    BAD_PAIRS, EDGE_PAIRS, MOSES_DROPPED, MOSES_KEPT, REVIEWER, TEST_ODD_PAIR, TEST_SETS, build_iwslt_archive,
-    filtered_out, make_corpus, make_parallel, xml_pairs, train_pairs, write_parallel,
+    BAD_PAIRS,
+    EDGE_PAIRS,
+    MOSES_DROPPED,
+    MOSES_KEPT,
+    REVIEWER,
+    TEST_ODD_PAIR,
+    TEST_SETS,
+    build_iwslt_archive,
+    filtered_out,
+    make_corpus,
+    make_parallel,
+    train_pairs,
+    write_parallel,
+    xml_pairs,
 )
 from omegaconf import OmegaConf
 
-from seq2seq import prepare
-from seq2seq.config import compose
-from seq2seq.download import copy_parallel, safe_extract
+from seq2seq.config.params import compose
+from seq2seq.data import cleaning, fairseq, parallel
+from seq2seq.data.fetch import safe_extract
+from seq2seq.data.iwslt import read_pair, read_train_tags, read_xml_segments
+from seq2seq.data.parallel import copy_parallel
 from seq2seq.errors import DataError
 from seq2seq.io import read_lines
-from seq2seq.iwslt import read_pair, read_train_tags, read_xml_segments
+from seq2seq.stages import prepare
 
 CORPUS = make_corpus()
 # 3 talks of speaker, title, description, reviewer, translator, 80 lines; extras in talk 1
@@ -124,29 +138,22 @@ def test_read_pair_names_both_files_and_counts(tmp_path):
     ("a " + "b" * 1001, "x y", False),  # clean-corpus-n.perl's max-word-length
 ])
 def test_keep_pair_like_moses_clean_corpus(src, tgt, kept):
-    assert prepare.keep_pair(src.split(), tgt.split(), min_len=1, max_len=175, max_ratio=1.5) is kept
+    assert cleaning.keep_pair(src.split(), tgt.split(), min_len=1, max_len=175, max_ratio=1.5) is kept
 
 
 def test_keep_pair_min_len():
-    assert not prepare.keep_pair(["a", "b"], ["x", "y"], min_len=3, max_len=10, max_ratio=9)
-    assert prepare.keep_pair(["a", "b", "c"], ["x", "y", "z"], min_len=3, max_len=10, max_ratio=9)
+    assert not cleaning.keep_pair(["a", "b"], ["x", "y"], min_len=3, max_len=10, max_ratio=9)
+    assert cleaning.keep_pair(["a", "b", "c"], ["x", "y", "z"], min_len=3, max_len=10, max_ratio=9)
 
 
 def test_the_filter_counts_moses_tokens_as_fairseq_does():
     # tokenizer.perl -l de / -l en (escaping on), written out by hand
-    assert prepare.moses_words([MOSES_DROPPED[0]], "de", "t") == [["Hallo", ",", "Welt", "!", "Ja", "?", "Nein", "!"]]
-    assert prepare.moses_words(["it's R&D <3", ""], "en", "t") == [["it", "&apos;s", "R", "&amp;", "D", "&lt;", "3"], []]
-    assert prepare.moses_words(["Er sagt's."], "de", "t") == [["Er", "sagt", "&apos;", "s", "."]]
+    assert cleaning.moses_words([MOSES_DROPPED[0]], "de", "t") == [["Hallo", ",", "Welt", "!", "Ja", "?", "Nein", "!"]]
+    assert cleaning.moses_words(["it's R&D <3", ""], "en", "t") == [["it", "&apos;s", "R", "&amp;", "D", "&lt;", "3"], []]
+    assert cleaning.moses_words(["Er sagt's."], "de", "t") == [["Er", "sagt", "&apos;", "s", "."]]
     # the last word's period goes even after a non-breaking prefix; inside, it stays; "..." is one token
-    assert prepare.moses_words(["Äpfel, Birnen usw.", "z.B. der U.S. Senat", "Und dann..."], "de", "t") == [
+    assert cleaning.moses_words(["Äpfel, Birnen usw.", "z.B. der U.S. Senat", "Und dann..."], "de", "t") == [
         ["Äpfel", ",", "Birnen", "usw", "."], ["z.B.", "der", "U.S.", "Senat"], ["Und", "dann", "..."]]
-
-
-def test_split_valid_takes_every_nth_one_based():
-    pairs = [(str(i), str(i)) for i in range(1, 70)]
-    train, valid = prepare.split_valid(pairs, 23)
-    assert valid == [("23", "23"), ("46", "46"), ("69", "69")]
-    assert len(train) == 66 and ("22", "22") in train and ("24", "24") in train
 
 
 def test_test_sets_are_fairseqs_five_in_order_and_only_those(tmp_path):
@@ -155,18 +162,26 @@ def test_test_sets_are_fairseqs_five_in_order_and_only_those(tmp_path):
     for name in names:
         for lang in ("de", "en"):
             (tmp_path / f"{name}.de-en.{lang}.xml").touch()
-    found, unused = prepare.find_test_sets(tmp_path, "de", "en")
+    found, unused = fairseq.find_test_sets(tmp_path, "de", "en")
     assert [name for name, _, _ in found] == ["IWSLT14.TED.dev2010", "IWSLT14.TEDX.dev2012", "IWSLT14.TED.tst2012"]
     assert unused == ["IWSLT14.ABC.dev", "IWSLT14.TED.tst2013"]
     (tmp_path / "IWSLT14.TED.tst2012.de-en.en.xml").unlink()
     with pytest.raises(DataError, match=r"IWSLT14\.TED\.tst2012\.de-en\.de\.xml has no en side"):
-        prepare.find_test_sets(tmp_path, "de", "en")
+        fairseq.find_test_sets(tmp_path, "de", "en")
+
+
+def run_into(tmp_path, prepare_fn, raw, *args, **kw):
+    """(splits as lists of pairs, stats) of prepare_iwslt / prepare_parallel, which write their output folder."""
+    out = tmp_path / "out"
+    out.mkdir(exist_ok=True)
+    stats = prepare_fn(raw, out, "de", "en", *args, **kw)
+    return {s: list(zip(read_lines(out / f"{s}.de"), read_lines(out / f"{s}.en"))) for s in ("train", "valid", "test")}, stats
 
 
 # --- iwslt14 end to end ----------------------------------------------------------------------
 def test_prepare_iwslt_splits_and_stats(tmp_path):
     raw = extract(tmp_path)
-    splits, stats = prepare.prepare_iwslt(raw, "de", "en", 1, 175, 1.5, 23)
+    splits, stats = run_into(tmp_path, fairseq.prepare_iwslt, raw, 1, 175, 1.5, 23)
     assert len(CLEAN) == 263 - 10 == 253  # 3 bad, 1 judged by its Moses tokens, 3 reviewers, 3 translators
     assert splits["valid"] == CLEAN[22::23]
     assert splits["train"] == [p for i, p in enumerate(CLEAN, 1) if i % 23]
@@ -214,14 +229,14 @@ def test_misaligned_test_set_names_both_files_and_counts(tmp_path):
     raw = extract(tmp_path, misaligned_test=True)
     with pytest.raises(DataError, match=r"IWSLT14\.TED\.tst2010\.de-en\.de\.xml has 6 segments but "
                                         r"\S*IWSLT14\.TED\.tst2010\.de-en\.en\.xml has 5"):
-        prepare.prepare_iwslt(raw, "de", "en")
+        run_into(tmp_path, fairseq.prepare_iwslt, raw)
 
 
 def test_line_breaks_inside_a_segment_become_spaces(tmp_path):
     folder = tmp_path / "raw/parallel"
     splits = {"train": [("a\rb", "x y"), ("c", "z")], "valid": [("v", "v")], "test": [("t\u2028u", "t u")]}
     write_parallel(folder, splits)
-    out, _ = prepare.prepare_parallel(tmp_path / "raw", "de", "en")
+    out, _ = run_into(tmp_path, parallel.prepare_parallel, tmp_path / "raw")
     assert out["train"][0] == ("a b", "x y") and out["test"] == [("t u", "t u")]
 
 
@@ -258,23 +273,23 @@ def test_prepare_parallel_filters_train_only(tmp_path):
 def test_prepare_parallel_misaligned(tmp_path):
     write_parallel(tmp_path / "raw/parallel", misaligned="test")
     with pytest.raises(DataError, match=r"test\.de has 7 segments but \S*test\.en has 6"):
-        prepare.prepare_parallel(tmp_path / "raw", "de", "en")
+        run_into(tmp_path, parallel.prepare_parallel, tmp_path / "raw")
 
 
 def test_other_counts_than_fairseqs_are_said_clearly(tmp_path, caplog, monkeypatch):
     raw = extract(tmp_path)
-    with caplog.at_level("WARNING", logger="seq2seq.prepare"):
-        _, stats = prepare.prepare_iwslt(raw, "de", "en")
+    with caplog.at_level("WARNING", logger="seq2seq.data.fairseq"):
+        _, stats = run_into(tmp_path, fairseq.prepare_iwslt, raw)
     assert stats["fairseq_split"] is False
     (message,) = [r.getMessage() for r in caplog.records]
     assert "242 train / 11 valid / 24 test" in message and "160,239 / 7,283 / 6,750" in message
     assert "not the standard IWSLT'14 split" in message
     # an archive that gives fairseq's counts is the standard split, and nothing is said
     caplog.clear()
-    monkeypatch.setitem(prepare.FAIRSEQ_COUNTS, "de-en", {"train": 242, "valid": 11, "test": 24})
-    with caplog.at_level("WARNING", logger="seq2seq.prepare"):
-        _, stats = prepare.prepare_iwslt(raw, "de", "en")
+    monkeypatch.setitem(fairseq.FAIRSEQ_COUNTS, "de-en", {"train": 242, "valid": 11, "test": 24})
+    with caplog.at_level("WARNING", logger="seq2seq.data.fairseq"):
+        _, stats = run_into(tmp_path, fairseq.prepare_iwslt, raw)
     assert stats["fairseq_split"] is True and not caplog.records
     # other filter settings are never the standard split, but a deliberate choice: not warned about
-    _, stats = prepare.prepare_iwslt(raw, "de", "en", max_ratio=2.0)
+    _, stats = run_into(tmp_path, fairseq.prepare_iwslt, raw, max_ratio=2.0)
     assert stats["fairseq_split"] is False and not caplog.records

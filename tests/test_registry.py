@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
+from iwslt_fixtures import build_iwslt_archive
 from mlflow import MlflowClient
 
 from conftest import ROOT, dvc, make_repo_copy, run_env, sh
-from iwslt_fixtures import build_iwslt_archive
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import serve_load  # noqa: E402  (benchmarks/serve_load.py: the server, the requests and their checks)
@@ -89,7 +89,7 @@ def test_pyfunc_model_loads_without_the_training_stack(origin):
 
 def translate_cli(repo: Path, sentences: list[str], *args: str) -> list[str]:
     """The translate command's lines, with the smoke recipe's length limits (the served defaults)."""
-    proc = subprocess.run([sys.executable, "-m", "seq2seq.translate", "--max-len-a", "0", "--max-len-b", "30", *args], cwd=repo, env=run_env(),
+    proc = subprocess.run([sys.executable, "-m", "seq2seq.cli.translate", "--max-len-a", "0", "--max-len-b", "30", *args], cwd=repo, env=run_env(),
                           input="".join(s + "\n" for s in sentences), capture_output=True, text=True, check=True)
     return proc.stdout.splitlines()
 
@@ -179,7 +179,7 @@ def test_serving_limits_come_from_the_environment(origin, monkeypatch):
     import pandas as pd
     from mlflow.exceptions import MlflowException
 
-    from seq2seq.mlflow_model import Limits
+    from seq2seq.inference.pyfunc import Limits
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", origin["db"])
     rows = pd.DataFrame({"source": ["Haus ."] * (Limits().max_rows + 1)})
@@ -204,7 +204,7 @@ def test_a_registered_version_reproduces_from_a_fresh_clone(origin):
     clone = origin["tmp"] / "clone"
     sh(["git", "clone", "-q", str(origin["repo"]), str(clone)], cwd=origin["tmp"])
     env = run_env(MLFLOW_TRACKING_URI=origin["db"])
-    restored = sh([sys.executable, "-m", "seq2seq.registry", "restore", f"models:/{NAME}/1"], cwd=clone, env=env)
+    restored = sh([sys.executable, "-m", "seq2seq.cli.restore", f"models:/{NAME}/1"], cwd=clone, env=env)
     assert version.tags["git.commit"] in restored.stdout
     assert sh(["git", "rev-parse", "HEAD"], cwd=clone).stdout.strip() == version.tags["git.commit"]
     dvc("pull", "--with-deps", "train", cwd=clone, env=env)
@@ -225,10 +225,10 @@ def test_a_registered_version_reproduces_from_a_fresh_clone(origin):
 
 
 def test_restore_names_what_is_wrong(origin, tmp_path):
-    bad = sh([sys.executable, "-m", "seq2seq.registry", "restore", f"models:/{NAME}/99"], cwd=origin["repo"],
+    bad = sh([sys.executable, "-m", "seq2seq.cli.restore", f"models:/{NAME}/99"], cwd=origin["repo"],
              env=run_env(MLFLOW_TRACKING_URI=origin["db"]), check=False)
     assert bad.returncode == 1 and f"models:/{NAME}/99: not in" in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
-    form = sh([sys.executable, "-m", "seq2seq.registry", "restore", "runs:/abc/model"], cwd=origin["repo"],
+    form = sh([sys.executable, "-m", "seq2seq.cli.restore", "runs:/abc/model"], cwd=origin["repo"],
               env=run_env(MLFLOW_TRACKING_URI=origin["db"]), check=False)
     assert form.returncode == 1 and "expected models:/<name>/<version>" in form.stderr, form.stderr
 
@@ -239,11 +239,11 @@ def test_restore_refuses_a_dirty_tree_and_says_how_to_get_back(origin):
     head = sh(["git", "rev-parse", "HEAD"], cwd=clone).stdout.strip()
     (clone / "README.md").write_text("my unsaved notes\n")
     env = run_env(MLFLOW_TRACKING_URI=origin["db"])
-    refused = sh([sys.executable, "-m", "seq2seq.registry", "restore", f"models:/{NAME}/1"], cwd=clone, env=env, check=False)
+    refused = sh([sys.executable, "-m", "seq2seq.cli.restore", f"models:/{NAME}/1"], cwd=clone, env=env, check=False)
     assert refused.returncode == 1 and "uncommitted changes (README.md)" in refused.stderr and "--force" in refused.stderr
     assert (clone / "README.md").read_text() == "my unsaved notes\n"
     assert sh(["git", "rev-parse", "HEAD"], cwd=clone).stdout.strip() == head
-    forced = sh([sys.executable, "-m", "seq2seq.registry", "restore", "--force", f"models:/{NAME}/1"], cwd=clone, env=env)
+    forced = sh([sys.executable, "-m", "seq2seq.cli.restore", "--force", f"models:/{NAME}/1"], cwd=clone, env=env)
     assert "To go back: `git checkout --force main`" in forced.stdout
     sh(["git", "checkout", "--force", "main"], cwd=clone)
     assert sh(["git", "symbolic-ref", "--short", "HEAD"], cwd=clone).stdout.strip() == "main"
@@ -266,7 +266,7 @@ def test_restore_refuses_a_logged_params_file_that_names_code(origin, tmp_path):
     clone = tmp_path / "clone"
     sh(["git", "clone", "-q", str(repo), str(clone)], cwd=tmp_path)
     before = (clone / "params.yaml").read_text()
-    refused = sh([sys.executable, "-m", "seq2seq.registry", "restore", f"models:/{NAME}/{version.version}"], cwd=clone,
+    refused = sh([sys.executable, "-m", "seq2seq.cli.restore", f"models:/{NAME}/{version.version}"], cwd=clone,
                  env=run_env(MLFLOW_TRACKING_URI=origin["db"]), check=False)
     assert refused.returncode == 1 and f"models:/{NAME}/{version.version}: lineage/params.yaml: model.hidden_size._" \
         in refused.stderr, refused.stderr

@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,11 +12,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from iwslt_fixtures import build_iwslt_archive
 from omegaconf import OmegaConf
 
 from conftest import MlflowServer, dvc, free_port, make_repo_copy, run_env, sh
-from iwslt_fixtures import build_iwslt_archive
-from seq2seq.config import compose
+from seq2seq.config.params import compose
 from seq2seq.errors import DataError
 from seq2seq.io import atomic_path
 
@@ -35,20 +36,21 @@ def big_archive(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def stages_dir(tmp_path_factory, big_archive) -> Path:
-    """Download, prepare and tokenizer run once (no DVC); tests then run the train stage alone."""
+    """Download, prepare, tokenizer and encode run once (no DVC); tests then run the train stage alone."""
     work = tmp_path_factory.mktemp("stages")
     OmegaConf.save(smoke_params(big_archive), work / "params.yaml")
     py = [sys.executable, "-m"]
-    sh([*py, "seq2seq.download", "--out", "raw", "--cache-dir", "downloads"], cwd=work)
-    sh([*py, "seq2seq.prepare", "--raw", "raw", "--out", "prepared", "--stats", "prepare.json"], cwd=work)
-    sh([*py, "seq2seq.tokenizer", "--data", "prepared", "--out", "tokenizer"], cwd=work)
+    sh([*py, "seq2seq.stages.download", "--out", "raw", "--cache-dir", "downloads"], cwd=work)
+    sh([*py, "seq2seq.stages.prepare", "--raw", "raw", "--out", "prepared", "--stats", "prepare.json"], cwd=work)
+    sh([*py, "seq2seq.stages.tokenizer", "--data", "prepared", "--out", "tokenizer"], cwd=work)
+    sh([*py, "seq2seq.stages.encode", "--data", "prepared", "--tokenizer", "tokenizer", "--out", "encoded"], cwd=work)
     return work
 
 
 def train_cmd(params: str = "params.yaml", out: str = "train", metrics: str = "train.json", state: str = "state",
               history: str = "history.csv") -> list[str]:
-    return [sys.executable, "-m", "seq2seq.train", "--params", params, "--data", "prepared", "--tokenizer", "tokenizer",
-            "--out", out, "--metrics", metrics, "--state", state, "--history", history]
+    return [sys.executable, "-m", "seq2seq.stages.train", "--params", params, "--data", "prepared", "--tokenizer", "tokenizer",
+            "--encoded", "encoded", "--out", out, "--metrics", metrics, "--state", state, "--history", history]
 
 
 def read_metrics(repo: Path) -> dict[str, str]:
@@ -185,14 +187,14 @@ def test_tracking_server_lost_mid_run_does_not_stop_training(stages_dir, tmp_pat
     try:
         server.wait_ready()
         env = run_env(MLFLOW_TRACKING_URI=server.uri)
-        sh([sys.executable, "-m", "seq2seq.evaluate", "--params", str(params), "--data", "prepared", "--tokenizer",
+        sh([sys.executable, "-m", "seq2seq.stages.evaluate", "--params", str(params), "--data", "prepared", "--tokenizer",
             "tokenizer", "--checkpoints", "train/checkpoints", "--out", "evaluate_lost", "--metrics", "test_lost.json"],
            cwd=stages_dir, env=env)
         from mlflow import MlflowClient
 
         mlc = MlflowClient(server.uri)
         assert len(mlc.get_metric_history(run_id, "valid_bleu")) < 3 and "train.epochs" not in mlc.get_run(run_id).data.metrics
-        track = [sys.executable, "-m", "seq2seq.track", "--params", str(params), "--data", "prepared", "--tokenizer",
+        track = [sys.executable, "-m", "seq2seq.stages.track", "--params", str(params), "--data", "prepared", "--tokenizer",
                  "tokenizer", "--checkpoints", "train/checkpoints", "--run", "train/mlflow_run.json", "--evaluate",
                  "evaluate_lost", "--metrics", "test_lost.json", "--train-metrics", "train.json", "--history", "history.csv"]
         out = sh(track, cwd=stages_dir, env=env).stdout
@@ -211,13 +213,15 @@ def test_tracking_server_lost_mid_run_does_not_stop_training(stages_dir, tmp_pat
 
 @pytest.mark.slow
 def test_ddp_on_cpu_gives_one_run_one_checkpoint_and_metrics_logged_once(stages_dir, tmp_path):
-    from seq2seq.datamodule import TokenBatchSampler, TranslationDataModule
+    from seq2seq.data.batching import TokenBatchSampler
+    from seq2seq.training.datamodule import TranslationDataModule
 
     params = stages_dir / "params_ddp.yaml"
     cfg = OmegaConf.load(stages_dir / "params.yaml")
     cfg.trainer.lightning.merge_with({"accelerator": "cpu", "devices": 2, "strategy": "ddp", "max_epochs": 2})
     # an odd number of valid batches, so that two processes cannot simply split them evenly
-    valid = TranslationDataModule(stages_dir / "prepared", stages_dir / "tokenizer", "de", "en", cache_dir=None).dataset("valid")
+    valid = TranslationDataModule(stages_dir / "prepared", stages_dir / "tokenizer", stages_dir / "encoded", "de",
+                                  "en").dataset("valid")
     cfg.trainer.batch_tokens = next(b for b in range(256, 4096, 32) if len(TokenBatchSampler(valid, b, False).batches) % 2)
     n_valid = min(len(valid), cfg.trainer.val_max_sentences)
     OmegaConf.save(cfg, params)
@@ -233,9 +237,82 @@ def test_ddp_on_cpu_gives_one_run_one_checkpoint_and_metrics_logged_once(stages_
     assert len(mlc.get_metric_history(run_id, "valid_bleu")) == 2  # once an epoch, not once a process
     # every valid sentence scored exactly once, and the loss over all their target tokens
     assert [m.value for m in mlc.get_metric_history(run_id, "valid_sentences")] == [n_valid] * 2
-    tokens = sum(len(t) + 1 for t in valid.tgt)
+    tokens = int(valid.tgt_lens.sum())  # target tokens + EOS of every valid sentence
     assert [m.value for m in mlc.get_metric_history(run_id, "valid_tokens")] == [tokens] * 2
     assert sorted(p.name for p in (stages_dir / "train" / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+
+
+def listing(folder: Path) -> dict[str, tuple[int, int] | None]:
+    """Every file (size, mtime) and folder (None) under `folder`, by relative path."""
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) if p.is_file() else None
+            for p in folder.rglob("*")}
+
+
+@pytest.mark.slow
+def test_two_nodes_give_one_run_one_set_of_checkpoints_and_nothing_on_node_1(stages_dir, tmp_path):
+    """Issue 26: 2 nodes x 1 process on localhost, launched as Lightning documents for a general
+    cluster: `python -m seq2seq.stages.train` on every node, each in its own checkout, with the
+    MASTER_ADDR, MASTER_PORT, NODE_RANK and WORLD_SIZE a scheduler sets (Lightning's
+    LightningEnvironment; no LOCAL_RANK, so Lightning starts each node's devices=1 process itself)."""
+    from seq2seq.data.batching import TokenBatchSampler
+    from seq2seq.training.datamodule import TranslationDataModule
+
+    cfg = OmegaConf.load(stages_dir / "params.yaml")
+    cfg.trainer.lightning.merge_with({"accelerator": "cpu", "devices": 1, "num_nodes": 2, "strategy": "ddp",
+                                      "max_epochs": 1, "limit_train_batches": 10})
+    # an odd number of valid batches, so that the two nodes cannot simply split them evenly
+    valid = TranslationDataModule(stages_dir / "prepared", stages_dir / "tokenizer", stages_dir / "encoded", "de",
+                                  "en").dataset("valid")
+    cfg.trainer.batch_tokens = next(b for b in range(256, 4096, 32) if len(TokenBatchSampler(valid, b, False).batches) % 2)
+    n_valid = min(len(valid), cfg.trainer.val_max_sentences)
+    nodes = []
+    for rank in (0, 1):  # each node its own checkout holding the same prepared data, tokenizer, token store and params
+        node = make_repo_copy(tmp_path / f"node{rank}")
+        for folder in ("prepared", "tokenizer", "encoded"):
+            shutil.copytree(stages_dir / folder, node / "data" / folder)
+        OmegaConf.save(cfg, node / "params.yaml")
+        nodes.append(node)
+    before = listing(nodes[1])
+    uri = f"sqlite:///{tmp_path / 'shared' / 'mlflow.db'}"  # one store both nodes reach (a shared filesystem)
+    env = run_env(MLFLOW_TRACKING_URI=uri, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), WORLD_SIZE="2")
+    logs = [tmp_path / f"node{rank}.log" for rank in (0, 1)]
+    procs = []
+    for rank, (node, log) in enumerate(zip(nodes, logs)):
+        with log.open("w") as out:
+            procs.append(subprocess.Popen([sys.executable, "-m", "seq2seq.stages.train"], cwd=node,
+                                          env={**env, "NODE_RANK": str(rank)}, stdout=out, stderr=subprocess.STDOUT))
+    deadline = time.time() + 300
+    try:  # a node that fails leaves the other waiting for it: stop at the first failure
+        while any(p.poll() is None for p in procs) and all(p.poll() in (None, 0) for p in procs):
+            assert time.time() < deadline, "the nodes did not finish in 300 s"
+            time.sleep(0.5)
+    finally:
+        for p in procs:
+            p.kill()
+    failed = [rank for rank, p in enumerate(procs) if p.wait() != 0]  # -9: stopped after the other failed
+    assert not failed, "\n".join(f"node {r} exited {procs[r].returncode}:\n{logs[r].read_text()[-4000:]}" for r in failed)
+    from mlflow import MlflowClient
+
+    mlc = MlflowClient(uri)
+    runs = mlc.search_runs([e.experiment_id for e in mlc.search_experiments()])
+    assert len(runs) == 1
+    run_id = runs[0].info.run_id
+    assert len(mlc.get_metric_history(run_id, "valid_bleu")) == 1  # once an epoch, not once a node
+    # every valid sentence scored exactly once, and the loss over all their target tokens
+    assert [m.value for m in mlc.get_metric_history(run_id, "valid_sentences")] == [n_valid]
+    assert [m.value for m in mlc.get_metric_history(run_id, "valid_tokens")] == [int(valid.tgt_lens.sum())]
+    node0 = nodes[0]
+    assert sorted(p.name for p in (node0 / "data" / "train" / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+    assert json.loads((node0 / "data" / "train" / "mlflow_run.json").read_text())["run_id"] == run_id
+    assert json.loads((node0 / "metrics" / "train.json").read_text())["epochs"] == 1
+    assert len((node0 / "plots" / "history.csv").read_text().splitlines()) == 2
+    # node 1: nothing new and nothing changed, but for the emptied registry of this machine's
+    # running stages (seq2seq.threads), which any stage computing there leaves
+    after = listing(nodes[1])
+    changed = {k for k in before.keys() & after.keys() if before[k] != after[k]}
+    assert not changed and before.keys() <= after.keys()
+    assert after.keys() - before.keys() <= {".running-stages"}
+    assert not any((nodes[1] / ".running-stages").glob("*"))
 
 
 class _Exploit:
@@ -244,7 +321,7 @@ class _Exploit:
 
 
 def test_checkpoints_load_without_running_pickled_code(tmp_path, monkeypatch):
-    from seq2seq.translator import load_model
+    from seq2seq.inference.translator import load_model
 
     monkeypatch.chdir(tmp_path)
     torch.save({"seq2seq": {"model": {}, "src_vocab_size": 8, "tgt_vocab_size": 8}, "state_dict": {}, "x": _Exploit()},
@@ -277,9 +354,10 @@ def test_a_store_lost_inside_track_is_completed_by_running_it_again(stages_dir, 
     evaluated only now; a third run adds nothing."""
     from mlflow import MlflowClient
 
-    from seq2seq import registry, track
-    from seq2seq.config import load_params
+    from seq2seq.config.params import load_params
     from seq2seq.errors import Seq2SeqError
+    from seq2seq.stages import track
+    from seq2seq.tracking import registry
 
     store = tmp_path / "store"
     store.mkdir()
@@ -291,7 +369,7 @@ def test_a_store_lost_inside_track_is_completed_by_running_it_again(stages_dir, 
                                    {"trainer": {"lightning": {"max_epochs": 1}}}), params)
     sh(train_cmd(str(params), out="train_t", metrics="train_t.json", state="state_t", history="history_t.csv"),
        cwd=stages_dir, env=env)
-    sh([sys.executable, "-m", "seq2seq.evaluate", "--params", str(params), "--data", "prepared", "--tokenizer",
+    sh([sys.executable, "-m", "seq2seq.stages.evaluate", "--params", str(params), "--data", "prepared", "--tokenizer",
         "tokenizer", "--checkpoints", "train_t/checkpoints", "--out", "evaluate_t", "--metrics", "test_t.json"],
        cwd=stages_dir, env=env)
     monkeypatch.chdir(stages_dir)

@@ -3,7 +3,7 @@
 import pytest
 import sacrebleu
 
-from seq2seq.evaluate import score
+from seq2seq.metrics import score
 
 
 def test_tokenized_bleu_is_moses_tokenized_lowercased_bleu():
@@ -29,7 +29,7 @@ def test_tokenized_bleu_names_the_target_language():
 def test_tokenized_bleu_splits_the_period_after_a_sentence_final_abbreviation_as_prepare_does():
     """tokenizer.perl splits the last word's period even after a non-breaking prefix ("U.S." at the
     end, "usw." in German); plain sacremoses does not. The score tokenizes as the prepare stage."""
-    from seq2seq.prepare import moses_words
+    from seq2seq.data.cleaning import moses_words
 
     hyps, refs = ["They moved to the U.S."], ["Then they all moved to the U.S."]
     hyps_tok, refs_tok = ["they moved to the u.s ."], ["then they all moved to the u.s ."]  # tokenizer.perl -l en

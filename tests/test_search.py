@@ -6,11 +6,11 @@ from typing import NamedTuple
 import pytest
 import torch
 import torch.nn.functional as F
+from model_helpers import BOS, CONF_DIR, EOS, LENGTHS, NAMES, PAD, V, build, padded_batch
 from omegaconf import OmegaConf
 
-from model_helpers import BOS, CONF_DIR, EOS, LENGTHS, NAMES, PAD, V, build, padded_batch
+from seq2seq.inference.search import beam_search, gnmt_penalty, greedy_search, never_pad_or_bos
 from seq2seq.models import Seq2Seq
-from seq2seq.search import never_pad_or_bos, beam_search, greedy_search, gnmt_penalty
 
 
 def make_model(eos_bias: float = 1.5, **kw) -> Seq2Seq:
@@ -163,7 +163,7 @@ def test_the_penalised_winner_is_found_after_a_shorter_hypothesis_leads():
 
 
 def test_search_ends_early_only_when_no_live_hypothesis_can_win():
-    from seq2seq.search import best_reachable
+    from seq2seq.inference.search import best_reachable
 
     # log P only falls and the penalty grows: the best a live hypothesis can reach is at the limit
     assert best_reachable(-2.0, 3, 10, 1.0) == pytest.approx(-2.0 / gnmt_penalty(10, 1.0))

@@ -1,4 +1,4 @@
-"""Thread budgets (seq2seq.stage): stages of one repository share the cores, OMP_NUM_THREADS pins the
+"""Thread budgets (seq2seq.threads): stages of one repository share the cores, OMP_NUM_THREADS pins the
 count, OpenMP waits passively; the train stage records the count and prints progress lines.
 Determinism policy: bitwise identical results at one thread count (not across counts)."""
 
@@ -13,18 +13,18 @@ from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import OmegaConf
-
-from conftest import run_env
 from model_helpers import build, padded_batch, target
-from seq2seq import stage
-from seq2seq.callbacks import Progress, Throughput, clock
-from seq2seq.config import compose
-from seq2seq.module import sequence_loss
-from seq2seq.stage import StageThreads
+from omegaconf import OmegaConf
 from test_learning import corpus
 
-SRC = str(Path(stage.__file__).resolve().parents[1])  # the seq2seq under test, for subprocesses run elsewhere
+from conftest import run_env
+from seq2seq import threads as budget
+from seq2seq.config.params import compose
+from seq2seq.threads import StageThreads
+from seq2seq.training.callbacks import Progress, Throughput, clock
+from seq2seq.training.module import sequence_loss
+
+SRC = str(Path(budget.__file__).resolve().parents[1])  # the seq2seq under test, for subprocesses run elsewhere
 
 
 def child(code: str, **env) -> subprocess.Popen:
@@ -75,11 +75,11 @@ def test_a_stage_gives_threads_up_while_another_runs_and_takes_them_back(tmp_pat
 import os, sys
 import seq2seq, torch
 from pathlib import Path
-from seq2seq import stage
-with stage.running_stage(Path({str(tmp_path)!r})):
+from seq2seq import threads as budget
+with budget.running_stage(Path({str(tmp_path)!r})):
     print(os.environ["OMP_WAIT_POLICY"], torch.get_num_threads(), flush=True)
     for line in sys.stdin:
-        print(stage.rebalance(), flush=True)
+        print(budget.rebalance(), flush=True)
 """
     first = child(code)
     policy, alone = answer(first).split()
@@ -104,9 +104,9 @@ def test_omp_num_threads_pins_the_count(tmp_path):
     code = f"""
 import torch
 from pathlib import Path
-from seq2seq import stage
-with stage.running_stage(Path({str(tmp_path)!r})):
-    print(torch.get_num_threads(), stage.rebalance())
+from seq2seq import threads as budget
+with budget.running_stage(Path({str(tmp_path)!r})):
+    print(torch.get_num_threads(), budget.rebalance())
 """
     proc = child(code, OMP_NUM_THREADS="1")
     out, err = proc.communicate(timeout=120)
@@ -176,8 +176,9 @@ def test_progress_lines_only_where_no_terminal_shows_the_bar():
 
 @pytest.fixture(scope="module")
 def tiny_stage(tmp_path_factory) -> Path:
-    """Prepared data and tokenizers of 50 pairs, params for two short epochs: the train stage's inputs."""
-    from seq2seq.tokenizer import train_sentencepiece
+    """Prepared data, tokenizers and token store of 50 pairs, params for two short epochs: the train stage's inputs."""
+    from seq2seq.data.sentencepiece import train_sentencepiece
+    from seq2seq.data.store import write_store
 
     work = tmp_path_factory.mktemp("tiny")
     src, tgt = corpus(50)
@@ -189,6 +190,8 @@ def tiny_stage(tmp_path_factory) -> Path:
     tok_cfg = OmegaConf.create({"model_type": "word", "vocab_size": 40, "character_coverage": 1.0, "input_sentence_size": 1000})
     train_sentencepiece(src + tgt, work / "tokenizer" / "src", tok_cfg, seed=0)
     (work / "tokenizer" / "tgt.model").write_bytes((work / "tokenizer" / "src.model").read_bytes())
+    (work / "encoded").mkdir()
+    write_store(work / "prepared", work / "tokenizer", "de", "en", work / "encoded")
     cfg = compose(["experiment=smoke", "trainer.batch_tokens=200", "data.src=de", "data.tgt=en"])
     OmegaConf.save(cfg, work / "params.yaml")
     return work
@@ -201,15 +204,15 @@ def test_train_stage_takes_its_share_records_it_and_prints_progress(tiny_stage):
     count in timing.json and in MLflow (the tag seq2seq.threads, the metric threads)."""
     from mlflow import MlflowClient
 
-    registry = tiny_stage / stage.REGISTRY
+    registry = tiny_stage / budget.REGISTRY
     registry.mkdir(exist_ok=True)
     other = child("import sys; sys.stdin.read()")  # stands for a stage that registered earlier
     try:
-        (registry / str(other.pid)).write_text(f"{time.time():.6f} {stage._start_time(other.pid)}\n")
+        (registry / str(other.pid)).write_text(f"{time.time():.6f} {budget._start_time(other.pid)}\n")
         env = run_env(DVC_ROOT=str(tiny_stage), PYTHONPATH=SRC)
         env.pop("OMP_NUM_THREADS", None)
-        proc = subprocess.run([sys.executable, "-m", "seq2seq.train", "--data", "prepared", "--tokenizer", "tokenizer",
-                               "--out", "train", "--metrics", "train.json", "--state", "state", "--history", "history.csv"],
+        proc = subprocess.run([sys.executable, "-m", "seq2seq.stages.train", "--data", "prepared", "--tokenizer", "tokenizer",
+                               "--encoded", "encoded", "--out", "train", "--metrics", "train.json", "--state", "state", "--history", "history.csv"],
                               cwd=tiny_stage, env=env, capture_output=True, text=True, timeout=600)
     finally:
         other.stdin.close()

@@ -10,8 +10,8 @@ from conftest import ROOT, run_env
 
 STARTER = """
 import sys, time
-from seq2seq import tracking
-from seq2seq.config import compose
+from seq2seq.tracking import runs as tracking
+from seq2seq.config.params import compose
 cfg = compose([f"mlflow.tracking_uri=sqlite:///{sys.argv[1]}"])
 print("ready", flush=True)
 sys.stdin.readline()  # the barrier: the test lets every process go at once

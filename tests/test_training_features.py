@@ -8,14 +8,15 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from seq2seq.callbacks import KeepLastWeights, ReseedEachStep, micro_batch_seed
-from seq2seq.config import compose, validate
+from seq2seq.config.params import compose
+from seq2seq.config.schema import validate
 from seq2seq.errors import ConfigError
-from seq2seq.models.dropout import Dropout
-from seq2seq.module import TranslationModule
-from seq2seq import train
-from seq2seq.train import slow_cpu_bf16_warning
 from seq2seq.models.builder import build_model
+from seq2seq.models.dropout import Dropout
+from seq2seq.training import hardware
+from seq2seq.training.callbacks import KeepLastWeights, ReseedEachStep, micro_batch_seed
+from seq2seq.training.hardware import slow_cpu_bf16_warning
+from seq2seq.training.module import TranslationModule
 
 
 class Tiny(torch.nn.Module):
@@ -103,7 +104,7 @@ def test_transformer_trainer_uses_warmup_schedule():
     ("sqlite:////work/mlflow.db", "sqlite:////work/mlflow.db"),
 ])
 def test_credentials_in_tracking_uris_are_masked(uri, shown):
-    from seq2seq.tracking import redact
+    from seq2seq.io import redact
 
     assert redact(uri) == shown
     assert redact(f"error talking to {uri}: refused") == f"error talking to {shown}: refused"
@@ -125,18 +126,18 @@ def test_bf16_on_a_cpu_without_native_bf16_is_warned_about(monkeypatch, native):
 @pytest.mark.parametrize("supported", [True, False])
 def test_bf16_recurrent_models_are_refused_where_onednn_has_no_bf16_rnn(monkeypatch, supported):
     """On an AVX2-only CPU oneDNN builds no bf16 LSTM: the train stage says so before training."""
-    monkeypatch.setattr(train, "cpu_runs_rnns_in_bf16", lambda: supported)
+    monkeypatch.setattr(hardware, "cpu_runs_rnns_in_bf16", lambda: supported)
     lstm = build_model({"_target_": "seq2seq.models.Seq2Seq", "emb_size": 8, "hidden_size": 8}, 20, 20)
     transformer = build_model({"_target_": "seq2seq.models.Transformer", "d_model": 8, "n_heads": 2, "ff_size": 16,
                                "enc_layers": 1, "dec_layers": 1}, 20, 20)
     for on_cpu, precision, model in ((True, "32-true", lstm), (False, "bf16-mixed", lstm),
                                      (True, "bf16-mixed", transformer)):
-        train.check_cpu_bf16_rnn(on_cpu, precision, model)  # nothing to refuse
+        hardware.check_cpu_bf16_rnn(on_cpu, precision, model)  # nothing to refuse
     if supported:
-        train.check_cpu_bf16_rnn(True, "bf16-mixed", lstm)
+        hardware.check_cpu_bf16_rnn(True, "bf16-mixed", lstm)
     else:
         with pytest.raises(ConfigError, match="precision=bf16-mixed: this CPU cannot run recurrent layers in bf16"):
-            train.check_cpu_bf16_rnn(True, "bf16-mixed", lstm)
+            hardware.check_cpu_bf16_rnn(True, "bf16-mixed", lstm)
 
 
 def test_the_bf16_rnn_probe_says_whether_a_bf16_training_step_of_the_lstm_model_runs():
@@ -155,7 +156,7 @@ def test_the_bf16_rnn_probe_says_whether_a_bf16_training_step_of_the_lstm_model_
     except RuntimeError as e:
         assert "could not create a primitive" in str(e), e  # oneDNN's refusal, not another failure
         runs = False
-    assert train.cpu_runs_rnns_in_bf16() is runs
+    assert hardware.cpu_runs_rnns_in_bf16() is runs
 
 
 @pytest.mark.parametrize("runs", [True, False])
@@ -171,7 +172,7 @@ def test_the_bf16_rnn_probe_gives_both_answers(monkeypatch, runs):
                 return super().forward(x.float(), *args)
 
     monkeypatch.setattr(torch.nn, "LSTM", LSTM)
-    assert train.cpu_runs_rnns_in_bf16.__wrapped__() is runs  # not the cached answer of this CPU
+    assert hardware.cpu_runs_rnns_in_bf16.__wrapped__() is runs  # not the cached answer of this CPU
 
 
 def test_lightning_prints_no_cloud_logger_advertisement(caplog):
@@ -179,7 +180,7 @@ def test_lightning_prints_no_cloud_logger_advertisement(caplog):
 
     import lightning as L
 
-    import seq2seq.train  # noqa: F401 - installs the filter, as the train stage does
+    import seq2seq.stages.train  # noqa: F401 - installs the filter, as the train stage does
 
     with caplog.at_level(logging.INFO):
         L.Trainer(logger=False, accelerator="cpu", enable_progress_bar=False, enable_checkpointing=False)
@@ -191,7 +192,7 @@ def test_lightning_prints_no_cloud_logger_advertisement(caplog):
 def test_params_logged_to_mlflow_keep_no_secret(tmp_path):
     from mlflow import MlflowClient
 
-    from seq2seq.tracking import log_params
+    from seq2seq.tracking.runs import log_params
 
     cfg = compose(["data.archive='https://alice:s3cret@example.org/de-en.tgz?X-Amz-Signature=deadbeef'",
                    "data.mirrors=['https://bob:pw@m.example.org/{src}-{tgt}.tgz']",
@@ -208,7 +209,7 @@ def test_params_logged_to_mlflow_keep_no_secret(tmp_path):
 
 @pytest.mark.parametrize("bf16", [False, True])
 def test_compiled_loss_equals_the_eager_loss_and_its_gradient_for_every_shape(bf16):
-    from seq2seq.module import compiled_sequence_loss, sequence_loss
+    from seq2seq.training.module import compiled_sequence_loss, sequence_loss
 
     generator = torch.Generator().manual_seed(0)
     for B, T in [(5, 7), (3, 11), (8, 2)]:  # one compiled graph serves every batch shape
@@ -235,8 +236,8 @@ def test_training_falls_back_to_the_eager_loss_with_a_warning_when_compiling_fai
 
     script = """
 import warnings, torch
-from seq2seq.module import TranslationModule, sequence_loss
-from seq2seq.datamodule import Batch
+from seq2seq.training.module import TranslationModule, sequence_loss
+from seq2seq.data.batching import Batch
 
 class M(torch.nn.Module):
     pad_id = 0
@@ -278,8 +279,8 @@ def test_onednn_cache_capacity_is_set_by_the_train_stage_before_onednn_starts(ca
         pytest.skip("this torch has no oneDNN")
     script = """
 import sys, torch
-from seq2seq import train
-train.set_onednn_cache_capacity(int(sys.argv[1]))
+from seq2seq.training import hardware
+hardware.set_onednn_cache_capacity(int(sys.argv[1]))
 conv = torch.nn.Conv1d(8, 8, 3)
 with torch.no_grad():
     for n in (5, 9, 5):
@@ -301,9 +302,10 @@ def test_validation_scores_fp32_greedy_decoding_under_bf16_autocast(name):
     """Under bf16-mixed the validation loss is computed as training computes it (autocast), but the
     greedy decoding behind valid BLEU runs in fp32, as the evaluate stage decodes."""
     from model_helpers import build, output_layer
-    from seq2seq.datamodule import Batch
 
-    if name.startswith("lstm") and not train.cpu_runs_rnns_in_bf16():
+    from seq2seq.data.batching import Batch
+
+    if name.startswith("lstm") and not hardware.cpu_runs_rnns_in_bf16():
         pytest.skip("this CPU has no bf16 LSTM in oneDNN (no AVX512)")
     model = build(name)
     dtypes = []

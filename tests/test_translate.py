@@ -2,7 +2,7 @@
 
 import pytest
 
-from seq2seq import translate
+from seq2seq.cli import translate
 
 
 def error_of(argv: list[str], capsys) -> str:
@@ -50,9 +50,9 @@ def test_a_pickle_that_is_no_checkpoint_is_named_without_pytorchs_advice(tmp_pat
 
 
 def test_a_missing_checkpoint_is_one_clean_line_in_every_entry_point(tmp_path, capsys):
+    from seq2seq.cli.export import main as export_main
     from seq2seq.errors import DataError
-    from seq2seq.export import main as export_main
-    from seq2seq.translator import load_model
+    from seq2seq.inference.translator import load_model
 
     missing = tmp_path / "best.ckpt"
     expected = f"{missing}: checkpoint not found (run `dvc repro` first, or pass --checkpoint)"
@@ -65,12 +65,12 @@ def test_a_missing_checkpoint_is_one_clean_line_in_every_entry_point(tmp_path, c
 
 
 def test_the_inference_library_loads_no_training_stack():
-    """seq2seq.translator (and through it every model) imports neither Lightning, Hydra, OmegaConf
+    """seq2seq.inference.translator (and through it every model) imports neither Lightning, Hydra, OmegaConf
     nor MLflow: translating needs torch, sentencepiece and the model code only."""
     import subprocess
     import sys
 
-    code = ("import sys; from seq2seq.translator import Translator; from seq2seq.models.builder import build_model; "
+    code = ("import sys; from seq2seq.inference.translator import Translator; from seq2seq.models.builder import build_model; "
             "build_model({'_target_': 'seq2seq.models.Transformer', 'd_model': 8, 'n_heads': 2, 'ff_size': 8}, 9, 9); "
             "build_model({'_target_': 'seq2seq.models.ConvSeq2Seq', 'emb_size': 8, 'hidden_size': 8}, 9, 9); "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in "

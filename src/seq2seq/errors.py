@@ -1,5 +1,7 @@
 """The project's own error types: stages print their message and exit non-zero, no traceback."""
 
+import difflib
+
 
 class Seq2SeqError(Exception):
     """Base class for errors a user can fix (bad input, bad config, unreachable server)."""
@@ -15,3 +17,9 @@ class DataError(Seq2SeqError):
 
 class DownloadError(Seq2SeqError):
     """No address could deliver a verified archive."""
+
+
+def did_you_mean(key: str, known, prefix: str = "") -> str:
+    """' (did you mean <prefix><closest>?)' for an unknown `key`, '' when nothing in `known` is close."""
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {prefix}{close[0]}?)" if close else ""

@@ -11,7 +11,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from seq2seq.errors import DataError
 
@@ -66,19 +66,23 @@ def write_json(path: str | os.PathLike, obj) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
 
-def write_lines(path: str | os.PathLike, lines) -> None:
-    """One line per string, LF-terminated, UTF-8 (atomic).
+@contextlib.contextmanager
+def line_writer(path: str | os.PathLike) -> Iterator[Callable[[str], None]]:
+    """`write(line)` appends one LF-terminated UTF-8 line to `path`, which appears (atomically) when
+    the block ends without an error. read_lines gives back the same strings when none holds a LF or
+    ends with a CR: a first line starting with U+FEFF gets a BOM in front, which read_lines drops."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        first = True
 
-    read_lines gives back the same strings when none holds a LF or ends with a CR: a first
-    line starting with U+FEFF gets a BOM in front, which read_lines drops.
-    """
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-            for n, line in enumerate(lines):
-                if n == 0 and line.startswith("\ufeff"):
-                    f.write("\ufeff")
-                f.write(line)
-                f.write("\n")
+        def write(line: str) -> None:
+            nonlocal first
+            if first and line.startswith("\ufeff"):
+                f.write("\ufeff")
+            first = False
+            f.write(line)
+            f.write("\n")
+
+        yield write
 
 
 # Characters that some line readers (str.splitlines, universal newlines) treat as line ends.
@@ -88,7 +92,7 @@ _BREAKS = re.compile(r"[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]+")
 def one_line(text: str) -> str:
     """`text` with every run of line-break characters (CR, LF, VT, FF, FS-RS, NEL, U+2028/9) as one space.
 
-    Written with write_lines, the result is one line for any reader, not only read_lines.
+    Written with line_writer, the result is one line for any reader, not only read_lines.
     """
     return _BREAKS.sub(" ", text)
 
@@ -101,23 +105,30 @@ def read_bytes(path: str | os.PathLike) -> bytes:
         raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
 
 
-def read_lines(path: str | os.PathLike) -> list[str]:
-    """Lines of a UTF-8 text file without their line ends (LF or CRLF; a lone CR is kept as text).
+def iter_lines(path: str | os.PathLike) -> Iterator[str]:
+    """The lines of a UTF-8 text file without their line ends (LF or CRLF; a lone CR is kept as
+    text), read one at a time: memory stays flat in the file's size. A leading BOM is dropped.
+    Invalid UTF-8 raises DataError naming the file and line."""
+    try:
+        f = open(path, "rb")
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
+    with f:
+        for n, line in enumerate(f, start=1):
+            if n == 1 and line.startswith(b"\xef\xbb\xbf"):
+                line = line[3:]
+                if not line:  # the file is a BOM and nothing else: no lines
+                    return
+            if line.endswith(b"\n"):
+                line = line[:-1]
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            try:
+                yield line.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"{path}:{n}: not valid UTF-8 ({e.reason} at byte {e.start})") from None
 
-    A leading BOM is dropped. Invalid UTF-8 raises DataError naming the file and line.
-    """
-    data = read_bytes(path)
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    raw = data.split(b"\n")
-    if raw and raw[-1] == b"":
-        raw.pop()
-    lines = []
-    for n, line in enumerate(raw, start=1):
-        if line.endswith(b"\r"):
-            line = line[:-1]
-        try:
-            lines.append(line.decode("utf-8"))
-        except UnicodeDecodeError as e:
-            raise DataError(f"{path}:{n}: not valid UTF-8 ({e.reason} at byte {e.start})") from None
-    return lines
+
+def read_lines(path: str | os.PathLike) -> list[str]:
+    """Every line of iter_lines(path), in a list."""
+    return list(iter_lines(path))

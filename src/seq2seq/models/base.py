@@ -1,7 +1,7 @@
 """What the recurrent-decoder models share: embeddings (shared / tied), initialisation, the search
 interface and teacher forcing. Subclasses only build an encoder and call this constructor.
 
-Search (seq2seq.search) calls `encode`, `init_state` and `decode_step`, and reorders beams with
+Search (seq2seq.inference.search) calls `encode`, `init_state` and `decode_step`, and reorders beams with
 `EncoderOutput.index_select` / `DecoderState.index_select`; training calls `forward`. Both go
 through the decoder's one-token `step` (or, without input feeding, its batched equivalent), and
 the vocabulary projection `logits`.

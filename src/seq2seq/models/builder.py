@@ -14,14 +14,13 @@ ConfigError naming the key, before any constructor runs.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import inspect
 import re
 
 import torch
 
-from seq2seq.errors import ConfigError
+from seq2seq.errors import ConfigError, did_you_mean
 from seq2seq.vocab import BOS_ID, EOS_ID, PAD_ID
 
 MODEL_PACKAGE = "seq2seq.models"
@@ -85,7 +84,7 @@ def check_model(model_cfg: dict, source: str = "params.yaml") -> None:
     known = [k for k in accepted if k not in RUNTIME_ARGS]
     unknown = sorted(k for k in model_cfg if k != "_target_" and k not in known)
     if unknown:
-        raise ConfigError(f"{source}: unknown parameter model.{unknown[0]} for {target}{_did_you_mean(unknown[0], known)} "
+        raise ConfigError(f"{source}: unknown parameter model.{unknown[0]} for {target}{did_you_mean(unknown[0], known, 'model.')} "
                           f"(accepted: {', '.join(known)})")
     for name, param in accepted.items():
         if name not in model_cfg or param.default is inspect.Parameter.empty:
@@ -107,8 +106,3 @@ def check_model(model_cfg: dict, source: str = "params.yaml") -> None:
         raise
     except Exception as e:  # noqa: BLE001 - the constructor's own checks, whatever they raise
         raise ConfigError(f"{source}: bad model parameters for {target}: {e}") from None
-
-
-def _did_you_mean(key: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-    return f" (did you mean model.{close[0]}?)" if close else ""

@@ -27,7 +27,6 @@ import torch.nn.functional as F
 from seq2seq.models.base import make_embeddings, source_mask
 from seq2seq.models.dropout import Dropout
 
-
 CACHE_CAPACITY = 32  # target positions a fresh decoder cache holds; it doubles when full
 
 
@@ -210,7 +209,7 @@ class TransformerState(NamedTuple):
 
 
 class Transformer(nn.Module):
-    """Transformer encoder-decoder with the search interface of seq2seq.search.
+    """Transformer encoder-decoder with the search interface of seq2seq.inference.search.
 
     Built by Hydra from conf/model/transformer.yaml plus the vocabulary sizes and special ids.
     `dropout` applies to the (position-encoded) embeddings and to every sublayer's output before

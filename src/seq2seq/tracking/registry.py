@@ -1,0 +1,156 @@
+"""The evaluated model in MLflow: a pyfunc model in the run and a version in the registry.
+
+`log_model` (called by the track stage): the model (seq2seq.inference.pyfunc) goes into the run's
+artifacts under `model/`, dvc.lock and params.yaml under `lineage/` (seq2seq.tracking.lineage), and,
+unless `registry.name` is null, a new version of the registered model `registry.name` ({src}/{tgt}
+filled in) points at it, tagged with the run's test scores and the lineage tags.
+
+Back from a version to its pipeline run, in a clone of the repository:
+
+    python -m seq2seq.cli.restore models:/seq2seq-de-en/3   # git checkout + params.yaml + dvc.lock
+    dvc pull --with-deps train && dvc repro                 # the version's data and model; its scores
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from seq2seq.tracking import runs
+from seq2seq.tracking.lineage import LINEAGE_FILES, lineage_copy, lineage_tags, uncached_outs
+
+PACKAGE = Path(__file__).resolve().parents[1]
+# The files and folders of the package that the served model imports, and nothing of the training
+# stack (test_registry checks that nothing else is needed).
+INFERENCE_MODULES = ("__init__.py", "errors.py", "vocab.py", "models", "inference", "data/__init__.py",
+                     "data/sentencepiece.py")
+
+
+def registered_name(cfg) -> str | None:
+    return cfg.registry.name.format(src=cfg.data.src, tgt=cfg.data.tgt) if cfg.registry.name else None
+
+
+def weights_only(checkpoint: Path, dest: Path) -> Path:
+    """The checkpoint without optimizer and loop state: what seq2seq.inference.translator.load_model reads."""
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    torch.save({"state_dict": ckpt["state_dict"], "seq2seq": ckpt["seq2seq"]}, dest)
+    return dest
+
+
+def inference_code(dest: Path) -> Path:
+    """dest/seq2seq: the modules the served model imports, and nothing of the training stack."""
+    pkg = dest / "seq2seq"
+    pkg.mkdir(parents=True)
+    for name in INFERENCE_MODULES:
+        src, dest = PACKAGE / name, pkg / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, dest, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dest)
+    return pkg
+
+
+def signature(cfg):
+    from mlflow.models import ModelSignature
+    from mlflow.types import DataType
+    from mlflow.types.schema import AnyType, Array, ColSpec, ParamSchema, ParamSpec, Schema
+
+    from seq2seq.inference.pyfunc import INPUT_COLUMN, PARAMS
+
+    defaults = model_config(cfg)
+    # The sentences are declared Any, not string: for a string column MLflow's scoring server
+    # converts every value to a string before the model sees it (42 -> "42", null -> "None");
+    # declared Any, the values arrive as sent and seq2seq.inference.pyfunc refuses non-strings.
+    return ModelSignature(
+        inputs=Schema([ColSpec(AnyType(), INPUT_COLUMN)]),
+        outputs=Schema([ColSpec(DataType.string, "translation"), ColSpec(DataType.double, "score", required=False),
+                        ColSpec(Array(DataType.string), "nbest", required=False),
+                        ColSpec(Array(DataType.double), "nbest_scores", required=False)]),
+        params=ParamSchema([ParamSpec(name, kind, defaults[name]) for name, (kind, _) in PARAMS.items()]),
+    )
+
+
+def model_config(cfg) -> dict:
+    """The served model's default decoding settings: the run's."""
+    d = cfg.decode
+    return {"beam_size": int(d.beam_size), "n_best": 1, "length_penalty": float(d.length_penalty),
+            "max_len_a": float(d.max_len_a), "max_len_b": int(d.max_len_b), "batch_size": int(d.batch_size),
+            "engine": str(cfg.registry.engine)}
+
+
+def save_model(path: Path, cfg, checkpoint: Path, tokenizer: Path, params_file: Path, example: list[str]) -> Path:
+    """Write the MLflow pyfunc model directory `path` (which must not exist)."""
+    import mlflow.pyfunc
+    import pandas as pd
+    import sentencepiece
+    import tqdm
+
+    from seq2seq.inference.pyfunc import INPUT_COLUMN
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        (tmp / "tokenizer").mkdir()
+        for side in ("src", "tgt"):
+            shutil.copy2(tokenizer / f"{side}.model", tmp / "tokenizer" / f"{side}.model")
+        artifacts = {"checkpoint": str(weights_only(checkpoint, tmp / "model.ckpt")),
+                     "tokenizer": str(tmp / "tokenizer"), "params": str(params_file)}
+        # the versions this environment runs (the lock file's), so that the served model runs the same
+        requirements = [f"torch=={torch.__version__.split('+')[0]}", f"sentencepiece=={sentencepiece.__version__}",
+                        f"mlflow=={mlflow.__version__}", f"pandas=={pd.__version__}", f"tqdm=={tqdm.__version__}"]
+        if cfg.registry.engine == "ctranslate2":
+            from seq2seq.inference.ct2 import require_ctranslate2
+            from seq2seq.inference.export import export
+
+            artifacts["ctranslate2"] = str(export(checkpoint, tokenizer, tmp / "ctranslate2"))
+            requirements.append(f"ctranslate2=={require_ctranslate2().__version__}")
+        mlflow.pyfunc.save_model(
+            str(path),
+            python_model=str(PACKAGE / "inference" / "pyfunc.py"),
+            artifacts=artifacts,
+            code_paths=[str(inference_code(tmp / "code"))],
+            signature=signature(cfg),
+            input_example=pd.DataFrame({INPUT_COLUMN: example[:3]}),
+            model_config=model_config(cfg),
+            pip_requirements=requirements,
+        )
+    return path
+
+
+def log_model(mlc, run_id: str, cfg, checkpoint: Path, tokenizer: Path, params_file: Path, example: list[str],
+              scores: dict) -> str | None:
+    """Log the model and lineage into run `run_id`, tag the run, and register a version (unless
+    registry.name is null). Returns the version's `models:/name/version` URI, or None."""
+    tags = lineage_tags()
+    for key, value in tags.items():
+        mlc.set_tag(run_id, key, value)
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in (*LINEAGE_FILES, *uncached_outs(skip_stage=os.environ.get("DVC_STAGE"))):
+            if Path(name).is_file():
+                mlc.log_artifact(run_id, str(lineage_copy(Path(name), Path(tmp))),
+                                 artifact_path=str(Path("lineage") / Path(name).parent).removesuffix("/."))
+        model_dir = save_model(Path(tmp) / "model", cfg, checkpoint, tokenizer, params_file, example)
+        mlc.log_artifacts(run_id, str(model_dir), artifact_path="model")
+    name = registered_name(cfg)
+    if name is None:
+        return None
+    from mlflow.exceptions import MlflowException
+
+    uri = mlc.tracking_uri
+    with runs.store_lock(uri):  # two queue workers must not both create the registered model
+        try:
+            mlc.get_registered_model(name)
+        except MlflowException:
+            mlc.create_registered_model(name, description="seq2seq translation models: one version per evaluated pipeline run")
+    version_tags = {**tags, **{f"test_{k}": str(scores[k]) for k in ("bleu", "chrf", "ter", "bleu_tok_lc")},
+                    "test_bleu_signature": scores["bleu_signature"], "decode.beam_size": str(cfg.decode.beam_size)}
+    # once a run: a repeated call (the track stage completing a run) finds the version it made
+    made = mlc.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    version = made[0] if made else mlc.create_model_version(
+        name, source=f"{mlc.get_run(run_id).info.artifact_uri}/model", run_id=run_id, tags=version_tags)
+    mlc.set_tag(run_id, "seq2seq.registered_model", f"models:/{name}/{version.version}")
+    return f"models:/{name}/{version.version}"

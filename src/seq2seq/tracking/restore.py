@@ -1,0 +1,67 @@
+"""Back from a registered model version to the pipeline run that made it, in a clone of the
+repository: its git commit, params.yaml, dvc.lock and upstream metrics and plots files."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from seq2seq.config.check import check_file
+from seq2seq.errors import Seq2SeqError
+from seq2seq.io import redact
+from seq2seq.tracking import runs
+from seq2seq.tracking.lineage import git
+
+
+def resolve(model_uri: str, uri: str) -> tuple[object, str]:
+    """(the model version, its run id) for models:/<name>/<version>; Seq2SeqError otherwise."""
+    if not model_uri.startswith("models:/") or model_uri.count("/") != 2:
+        raise Seq2SeqError(f"{model_uri}: expected models:/<name>/<version>")
+    name, version = model_uri.removeprefix("models:/").split("/")
+    mlc = runs.open_store(uri)
+    try:
+        mv = mlc.get_model_version(name, version)
+    except Exception as e:  # noqa: BLE001 - MlflowException: no such model or version
+        raise Seq2SeqError(f"{model_uri}: not in {redact(uri)} ({str(e).splitlines()[0]})") from None
+    return mv, mv.run_id
+
+
+def restore(model_uri: str, uri: str, workdir: Path = Path("."), force: bool = False) -> dict:
+    """In a clone of the repository: check out the version's git commit and put back its
+    params.yaml, dvc.lock and the upstream stages' metrics and plots files, so that
+    `dvc pull --with-deps train && dvc repro` fetch its data and model and evaluate it again:
+    exactly the version's scores. Refuses a working tree with uncommitted changes to tracked
+    files unless `force` (they would be overwritten), and a logged params.yaml that fails the
+    config check (it comes from the store: data, never code). Returns what to print, including
+    the branch or commit to go back to."""
+    workdir = Path(workdir)
+    mv, run_id = resolve(model_uri, uri)
+    commit = mv.tags.get("git.commit", "unknown")
+    if commit == "unknown":
+        raise Seq2SeqError(f"{model_uri}: the version has no git commit tag")
+    if mv.tags.get("dvc.lock", "").startswith("not run by dvc"):
+        raise Seq2SeqError(f"{model_uri}: its evaluation did not run under DVC; there is no dvc.lock to restore")
+    changed = git("status", "--porcelain", "--untracked-files=no", cwd=workdir)
+    if changed and not force:
+        files = ", ".join(line[3:] for line in changed.splitlines()[:10])
+        raise Seq2SeqError(f"{workdir.resolve()}: uncommitted changes ({files}) would be overwritten; commit or stash "
+                           "them (git stash), or pass --force to discard them")
+    back = (git("symbolic-ref", "-q", "--short", "HEAD", cwd=workdir) or git("rev-parse", "HEAD", cwd=workdir) or "").strip()
+    mlc = runs.client(uri)
+    with tempfile.TemporaryDirectory() as tmp:
+        logged = Path(mlc.download_artifacts(run_id, "lineage", tmp))
+        if (logged / "params.yaml").is_file():
+            # ConfigError naming the key: nothing is checked out or written
+            check_file(logged / "params.yaml", source=f"{model_uri}: lineage/params.yaml")
+        proc = subprocess.run(["git", "checkout", "-q", *(["--force"] if force else []), commit], cwd=workdir,
+                              capture_output=True, text=True)
+        if proc.returncode:
+            raise Seq2SeqError(f"git checkout {commit} failed: {proc.stderr.strip()}")
+        for path in sorted(p for p in logged.rglob("*") if p.is_file()):
+            dest = workdir / path.relative_to(logged)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, dest)
+    return {"commit": commit, "dirty": mv.tags.get("git.dirty"), "run_id": run_id, "experiment": mv.tags.get("dvc.exp_name"),
+            "back": back}
