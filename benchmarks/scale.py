@@ -16,6 +16,14 @@ time includes DVC's hashing of its outputs. Memory: every 0.1 s, the anonymous r
 (RssAnon: mapped file pages, such as the token store's, are shared, not owned) summed over the
 stage's processes (the stage command and its children, DVC itself left out); the peak is reported.
 Writes <out>/results.json and <out>/results.md and prints the table.
+
+    .venv/bin/python benchmarks/scale.py --iwslt 167000 [--steps 200]
+
+instead builds a `de-en.tgz` in IWSLT'14's official layout (as the tests build theirs: talks with their
+header lines, the five XML test sets) whose train.tags hold that many lines of the same marked Multi30k
+text, IWSLT'14's size (fairseq's split of the real archive keeps 160,239 training pairs), and runs the
+`iwslt14_cpu` recipe on it: download (from the local archive), prepare, tokenizer, encode, then one
+epoch cut at --steps batches with the recipe's validation. Synthetic text of IWSLT'14's size, not IWSLT'14.
 """
 
 from __future__ import annotations
@@ -32,11 +40,12 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO / "benchmarks"), str(REPO / "tests")]
+from iwslt_fixtures import TEST_SETS, build_iwslt_archive  # noqa: E402
 from multi30k import DEFAULT_DATA, cpu_model, log  # noqa: E402
 from parallel import copy_repo, loadavg, sh  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 STAGES = ("check", "download", "prepare", "tokenizer", "encode", "train", "evaluate", "track")
 
 
@@ -53,6 +62,59 @@ def build_corpus(data: Path, folder: Path, copies: int) -> dict:
         shutil.copyfile(data / f"test_2016_flickr.{lang}", folder / f"test.{lang}")
     words = sum(len(line.split()) for line in lines["en"]) * copies
     return {"pairs": len(lines["en"]) * copies, "tgt_words": words}
+
+
+def _marked(pairs: list[tuple[str, str]], n: int) -> list[tuple[str, str]]:
+    """n pairs: `pairs` over and over, each repeat's lines ending in a mark of its own."""
+    return [(f"{pairs[i % len(pairs)][0]} ⟨{i // len(pairs)}⟩", f"{pairs[i % len(pairs)][1]} ⟨{i // len(pairs)}⟩")
+            for i in range(n)]
+
+
+def build_iwslt(data: Path, folder: Path, lines: int, talk_lines: int = 200, doc_segs: int = 100) -> dict:
+    """folder/de-en.tgz in the official layout: train.tags of `lines` marked Multi30k training pairs in
+    talks of `talk_lines`, each test set as large as IWSLT'14's, from Multi30k's val and test pairs."""
+    read = lambda name: list(zip(*((data / f"{name}.{lang}").read_text(encoding="utf-8").splitlines()
+                                   for lang in ("de", "en"))))  # noqa: E731
+    train = _marked(read("train"), lines)
+    sizes = {"IWSLT14.TED.dev2010": 887, "IWSLT14.TEDX.dev2012": 1000, "IWSLT14.TED.tst2010": 1568,
+             "IWSLT14.TED.tst2011": 1433, "IWSLT14.TED.tst2012": 1700}
+    held_out = _marked(read("val") + read("test_2016_flickr"), sum(sizes.values()))
+    test, start = {}, 0
+    for name in TEST_SETS:
+        segs = held_out[start:start + sizes[name]]
+        start += sizes[name]
+        test[name] = [segs[i:i + doc_segs] for i in range(0, len(segs), doc_segs)]
+    talks = [{"talkid": 1000 + t, "speaker": (f"Sprecher {t}", f"Speaker {t}"), "title": (f"Vortrag {t}", f"Talk {t}"),
+              "description": (f"Beschreibung {t}", f"Description {t}"), "lines": train[i:i + talk_lines]}
+             for t, i in enumerate(range(0, lines, talk_lines), 1)]
+    archive = build_iwslt_archive(folder, corpus={"src": "de", "tgt": "en", "talks": talks, "test": test})
+    return {"archive": archive, "train_lines": lines, "test_pairs": start}
+
+
+def run_iwslt(args, env: dict, work: Path) -> dict:
+    """The iwslt14_cpu recipe's stages up to one epoch cut at --steps batches, on a synthetic archive."""
+    built = build_iwslt(args.data, work / "iwslt", args.iwslt)
+    md5 = subprocess.run(["md5sum", str(built["archive"])], capture_output=True, text=True, check=True).stdout.split()[0]
+    repo = copy_repo(args.repo, work / "repo-iwslt", env)
+    overrides = ["experiment=iwslt14_cpu", f"data.archive={built['archive']}", f"data.md5.de-en={md5}",
+                 "trainer.lightning.max_epochs=1", f"trainer.lightning.limit_train_batches={args.steps}",
+                 "registry.name=null"]
+    sh([sys.executable, "-m", "seq2seq.cli.compose", *overrides, "--out", "params.yaml"], repo, env)
+    log_dir = work / "logs-iwslt"
+    log_dir.mkdir()
+    row = {"train_lines": built["train_lines"], "test_pairs": built["test_pairs"], "stages": {}, "load_before": loadavg()}
+    for stage in STAGES[:STAGES.index("train") + 1]:
+        row["stages"][stage] = run_stage(stage, repo, env, log_dir)
+        log(f"  iwslt {stage}: {row['stages'][stage]['seconds']:.1f} s, anon {row['stages'][stage]['anon_mib']:.0f} MiB")
+    meta = json.loads((repo / "data/encoded/meta.json").read_text())
+    train = json.loads((repo / "metrics/train.json").read_text())
+    prepared = json.loads((repo / "metrics/prepare.json").read_text())
+    row.update(prepare=prepared, tgt_tokens=meta["tokens"]["train.tgt"], train_metrics=train, load_after=loadavg())
+    tok_s = train["train_tgt_tokens_per_s"]
+    row["epoch_minutes_at_this_speed"] = round(row["tgt_tokens"] / tok_s / 60, 1)
+    if not args.keep:
+        shutil.rmtree(repo, ignore_errors=True)
+    return row
 
 
 def _anon_kib(pid: int) -> int:
@@ -153,6 +215,8 @@ def main() -> None:
     parser.add_argument("--copies", type=int, nargs="+", default=[1, 5, 35, 155],
                         help="training-set repeats: 1, 5, 35, 155 give about 0.4M, 2M, 13M and 60M target words")
     parser.add_argument("--steps", type=int, default=200, help="training batches at every size (default: 200)")
+    parser.add_argument("--iwslt", type=int, default=None, metavar="LINES",
+                        help="instead: the iwslt14_cpu recipe on a synthetic archive of this many train.tags lines")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the corpora and repository copies")
     args = parser.parse_args()
@@ -163,6 +227,13 @@ def main() -> None:
     env.update({"PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}", "PYTHONPATH": "src"})
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=args.repo, capture_output=True, text=True).stdout.strip()
     log(f"scale: {cpu_model()}, {os.cpu_count()} cores; {args.repo} at {commit}; load {loadavg()}")
+    if args.iwslt:
+        row = run_iwslt(args, env, out)
+        (out / "results.json").write_text(json.dumps({"date": dt.date.today().isoformat(), "cpu": cpu_model(),
+                                                      "commit": commit, "iwslt": row}, indent=1))
+        print(json.dumps(row, indent=1))
+        log(f"results: {out}")
+        return
     rows = []
     for copies in args.copies:
         rows.append(run_size(copies, args, env, out))
