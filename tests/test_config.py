@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_params_yaml_is_the_composition_of_conf():
     composed = OmegaConf.to_yaml(compose())
     assert (ROOT / "params.yaml").read_text(encoding="utf-8") == composed, (
-        "params.yaml is stale: run `python -m seq2seq.cli.compose` after editing conf/"
+        "params.yaml is stale: run `seq2seq compose` after editing conf/"
     )
 
 
@@ -101,5 +101,5 @@ def test_the_offline_plots_page_is_the_one_plots_page_makes():
     from seq2seq.cli import plots_page
 
     assert plots_page.PAGE.read_text(encoding="utf-8") == plots_page.page(), (
-        ".dvc/plots_template.html is stale: run `python -m seq2seq.cli.plots_page`")
+        ".dvc/plots_template.html is stale: run `seq2seq plots-page`")
     assert "html_template = plots_template.html" in (ROOT / ".dvc/config").read_text()

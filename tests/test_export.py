@@ -139,7 +139,7 @@ def test_recurrent_models_are_refused_and_nothing_is_written(trained, tmp_path):
 
 def test_translate_command_with_the_ctranslate2_engine(trained):
     sentences = [s for s, _ in trained.test[:30]]
-    common = [sys.executable, "-m", "seq2seq.cli.translate", "--checkpoint", str(trained.ckpt),
+    common = [sys.executable, "-m", "seq2seq", "translate", "--checkpoint", str(trained.ckpt),
               "--tokenizer", str(trained.tok), "--beam", "1"]
     run = lambda *extra: subprocess.run([*common, *extra], input="\n".join(sentences) + "\n", env=run_env(),  # noqa: E731
                                         capture_output=True, text=True, check=True).stdout

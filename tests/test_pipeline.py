@@ -306,15 +306,15 @@ def test_queued_and_temp_experiments_each_land_one_run(smoke_repo, data_override
 
 
 def test_translate_cli_uses_the_trained_model(smoke_repo):
-    out = sh([sys.executable, "-m", "seq2seq.cli.translate", "--beam", "2", "ein Satz .", "noch ein Satz ."], cwd=smoke_repo)
+    out = sh([sys.executable, "-m", "seq2seq", "translate", "--beam", "2", "ein Satz .", "noch ein Satz ."], cwd=smoke_repo)
     lines = out.stdout.splitlines()
     assert len(lines) == 2 and all("▁" not in line for line in lines)
     for beam in ("1", "2"):  # empty in, empty out, in its place
-        proc = subprocess.run([sys.executable, "-m", "seq2seq.cli.translate", "--beam", beam], cwd=smoke_repo, env=run_env(),
+        proc = subprocess.run([sys.executable, "-m", "seq2seq", "translate", "--beam", beam], cwd=smoke_repo, env=run_env(),
                               input="ein Satz .\n\n   \nnoch ein Satz .\n", capture_output=True, text=True, check=True)
         out = proc.stdout.split("\n")
         assert len(out) == 5 and out[1] == out[2] == "" and out[0] and out[3] and out[4] == "", out
-    nbest = sh([sys.executable, "-m", "seq2seq.cli.translate", "--beam", "3", "--n-best", "3", "ein Satz ."], cwd=smoke_repo)
+    nbest = sh([sys.executable, "-m", "seq2seq", "translate", "--beam", "3", "--n-best", "3", "ein Satz ."], cwd=smoke_repo)
     scores = [float(line.split("\t")[0]) for line in nbest.stdout.splitlines()]
     assert len(scores) == 3 and scores == sorted(scores, reverse=True)
 

@@ -1,15 +1,16 @@
 """Compose conf/ into params.yaml, as `dvc exp run -S` does.
 
-    python -m seq2seq.cli.compose [overrides...] [--out params.yaml]
+    seq2seq compose experiment=smoke data=parallel data.path=my-data     # writes params.yaml
+    seq2seq compose model=transformer --out -                            # prints it
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from omegaconf import OmegaConf
 
+from seq2seq.cli import parser_for
 from seq2seq.config.params import compose
 from seq2seq.config.schema import validate
 from seq2seq.errors import ConfigError
@@ -17,7 +18,7 @@ from seq2seq.io import write_text
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m seq2seq.cli.compose", description="Compose conf/ (as `dvc exp run -S` does) into params.yaml.")
+    parser = parser_for("compose", __doc__)
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. experiment=smoke model.hidden_size=512")
     parser.add_argument("--out", default="params.yaml", help="'-' prints to stdout")
     args = parser.parse_args(argv)

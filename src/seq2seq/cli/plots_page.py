@@ -1,17 +1,18 @@
-"""The page `dvc plots show` / `dvc plots diff` write, with Vega inlined so that the learning
-curves show on machines without internet (DVC's own page loads Vega from a CDN).
+"""Rewrite the page `dvc plots show` writes, with Vega inlined, so that the curves show offline.
 
-    python -m seq2seq.cli.plots_page          # rewrites .dvc/plots_template.html
+    seq2seq plots-page          # rewrites .dvc/plots_template.html
 
-`.dvc/config` names the page (`plots.html_template`). It is generated from vl-convert-python's
-JavaScript bundle of Vega, Vega-Lite and Vega-Embed (a dev extra: `pip install -e ".[dev]"`), and
-committed, so that a clone needs nothing to render its plots; a test checks it is up to date.
+DVC's own page loads Vega from a CDN. `.dvc/config` names the page (`plots.html_template`). It is
+generated from vl-convert-python's JavaScript bundle of Vega, Vega-Lite and Vega-Embed (a dev extra:
+`pip install -e ".[dev]"`), and committed, so that a clone needs nothing to render its plots; a test
+checks it is up to date.
 """
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
+
+from seq2seq.cli import parser_for
 
 PAGE = Path(__file__).resolve().parents[3] / ".dvc" / "plots_template.html"
 VEGA_LITE = "v5.21"  # the Vega-Lite major version of DVC's plot templates
@@ -46,8 +47,8 @@ def page() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=PAGE)
+    parser = parser_for("plots-page", __doc__)
+    parser.add_argument("--out", type=Path, default=PAGE, help="the page to write")
     args = parser.parse_args(argv)
     args.out.write_text(page(), encoding="utf-8")
     print(f"{args.out}: {args.out.stat().st_size:,} bytes")

@@ -1,23 +1,24 @@
 """Check out the git commit, params.yaml and dvc.lock of a registered model version.
 
-    python -m seq2seq.cli.restore models:/seq2seq-de-en/3 [--tracking-uri URI] [--force]
+    seq2seq restore models:/seq2seq-de-en/3 [--tracking-uri URI] [--force]
+    seq2seq restore models:/seq2seq-de-en@champion
     dvc pull --with-deps train && dvc repro      # then: the version's data and model; its scores
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
 
+from seq2seq.cli import parser_for
 from seq2seq.command import run_stage
 from seq2seq.tracking.restore import restore
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m seq2seq.cli.restore", description=__doc__.splitlines()[0])
-    p.add_argument("model_uri", help="models:/<name>/<version>")
+    p = parser_for("restore", __doc__)
+    p.add_argument("model_uri", help="models:/<name>/<version> or models:/<name>@<alias>")
     p.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db")
     p.add_argument("--force", action="store_true", help="overwrite uncommitted changes to tracked files")
     args = p.parse_args(argv)

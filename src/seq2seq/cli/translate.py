@@ -1,17 +1,17 @@
-"""Translate sentences with a trained checkpoint.
+"""Translate sentences (arguments, or one a line on stdin) with a trained checkpoint.
 
-    python -m seq2seq.cli.translate "Guten Morgen." "Wie geht es dir?"
-    echo "Guten Morgen." | python -m seq2seq.cli.translate --beam 1      # greedy
-    python -m seq2seq.cli.translate --n-best 3 "Guten Morgen."             # score<TAB>hypothesis, 3 a sentence
-    python -m seq2seq.cli.translate --engine ctranslate2 "Guten Morgen."   # the export of seq2seq.cli.export
+    seq2seq translate "Guten Morgen." "Wie geht es dir?"
+    echo "Guten Morgen." | seq2seq translate --beam 1       # greedy
+    seq2seq translate --n-best 3 "Guten Morgen."             # score<TAB>hypothesis, 3 a sentence
+    seq2seq translate --engine ctranslate2 "Guten Morgen."   # the folder `seq2seq export` wrote
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
+from seq2seq.cli import parser_for
 from seq2seq.command import run_stage
 from seq2seq.errors import ConfigError
 from seq2seq.inference.translator import Translator
@@ -46,19 +46,19 @@ def run(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Translate sentences (arguments, or one a line on stdin).")
-    parser.add_argument("sentences", nargs="*")
-    parser.add_argument("--checkpoint", type=Path, default=Path("data/train/checkpoints/best.ckpt"))
-    parser.add_argument("--tokenizer", type=Path, default=Path("data/tokenizer"))
+    parser = parser_for("translate", __doc__)
+    parser.add_argument("sentences", nargs="*", help="default: one a line on stdin")
+    parser.add_argument("--checkpoint", type=Path, default=Path("data/train/checkpoints/best.ckpt"), help="the trained model")
+    parser.add_argument("--tokenizer", type=Path, default=Path("data/tokenizer"), help="the folder of src.model and tgt.model")
     parser.add_argument("--beam", type=int, default=5, help="beam size; 1 is greedy")
-    parser.add_argument("--length-penalty", type=float, default=1.0)
-    parser.add_argument("--max-len-a", type=float, default=1.5)
-    parser.add_argument("--max-len-b", type=int, default=10)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--length-penalty", type=float, default=1.0, help="GNMT alpha; 0: none, larger favours longer outputs")
+    parser.add_argument("--max-len-a", type=float, default=1.5, help="at most a × source tokens + b output tokens: a")
+    parser.add_argument("--max-len-b", type=int, default=10, help="... and b")
+    parser.add_argument("--batch-size", type=int, default=64, help="sentences decoded together")
     parser.add_argument("--n-best", type=int, default=1, help="print this many hypotheses a sentence, with scores")
     parser.add_argument("--engine", choices=("torch", "ctranslate2"), default="torch",
-                        help="torch: the checkpoint; ctranslate2: the --ct2-model folder of seq2seq.inference.export")
-    parser.add_argument("--ct2-model", type=Path, default=Path("data/export/ctranslate2"))
+                        help="torch: the checkpoint; ctranslate2: the --ct2-model folder `seq2seq export` wrote")
+    parser.add_argument("--ct2-model", type=Path, default=Path("data/export/ctranslate2"), help="the folder `seq2seq export` wrote")
     run_stage(lambda: run(parser.parse_args(argv)))
 
 
