@@ -40,7 +40,9 @@ def origin(tmp_path_factory) -> dict:
     dvc("exp", "run", "-S", "experiment=smoke", "-S", f"data.archive={archive}", "-S", f"data.md5.de-en={md5}", cwd=repo)
     dvc("push", cwd=repo)
     db = f"sqlite:///{repo / 'mlflow.db'}"
-    return {"repo": repo, "db": db, "mlc": MlflowClient(tracking_uri=db), "tmp": tmp}
+    # the team's choice, on purpose: version 1 is what they serve (models:/seq2seq-de-en@champion)
+    promoted = sh([sys.executable, "-m", "seq2seq", "promote", "1"], cwd=repo).stdout
+    return {"repo": repo, "db": db, "mlc": MlflowClient(tracking_uri=db), "tmp": tmp, "promoted": promoted}
 
 
 def test_evaluate_registers_the_model_with_its_lineage(origin):
@@ -72,6 +74,53 @@ def test_evaluate_registers_the_model_with_its_lineage(origin):
     assert logged.read_text() == (repo / "params.yaml").read_text()
 
 
+def test_the_model_is_a_logged_model_of_its_run_with_its_test_scores(origin):
+    """MLflow 3: the run's LoggedModel (the UI's "Logged models" and Models tab), found by its source
+    run and by its test score, holds the model's files (the run holds none), the run's params and the
+    test scores; the registered version was made from it."""
+    from mlflow.entities import LoggedModelStatus
+
+    mlc, repo = origin["mlc"], origin["repo"]
+    version = mlc.get_model_version(NAME, "1")
+    run = mlc.get_run(version.run_id)
+    test = json.loads((repo / "metrics/test.json").read_text())
+    (model,) = mlc.search_logged_models([run.info.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'")
+    assert model.name == "model" and model.status == LoggedModelStatus.READY and model.model_type == "seq2seq"
+    assert version.source == f"models:/{model.model_id}"
+    assert [o.model_id for o in run.outputs.model_outputs] == [model.model_id]
+    scores = {m.key: m.value for m in model.metrics}
+    assert scores == {f"test_{k}": test[k] for k in ("bleu", "chrf", "ter", "bleu_tok_lc")}
+    assert {m.run_id for m in model.metrics} == {run.info.run_id}
+    above = mlc.search_logged_models([run.info.experiment_id], filter_string=f"metrics.test_bleu >= {test['bleu']}")
+    below = mlc.search_logged_models([run.info.experiment_id], filter_string=f"metrics.test_bleu > {test['bleu']}")
+    assert [m.model_id for m in above] == [model.model_id] and list(below) == []
+    assert model.params == run.data.params and model.params["decode.beam_size"] == "2"
+    files = {a.path for a in mlc.list_logged_model_artifacts(model.model_id)}
+    assert {"MLmodel", "pyfunc.py", "artifacts", "code", "requirements.txt"} <= files, files
+    assert "model" not in {a.path for a in mlc.list_artifacts(run.info.run_id)}
+    import mlflow.artifacts
+
+    mlmodel = yaml.safe_load(Path(mlflow.artifacts.download_artifacts(f"{model.artifact_location}/MLmodel",
+                                                                      dst_path=str(origin["tmp"] / "mlmodel"))).read_text())
+    assert mlmodel["model_id"] == model.model_id and mlmodel["run_id"] == run.info.run_id
+
+
+def test_promote_moves_the_alias_on_purpose_and_names_what_is_wrong(origin):
+    mlc, repo, env = origin["mlc"], origin["repo"], run_env(MLFLOW_TRACKING_URI=origin["db"])
+    assert f"models:/{NAME}@champion -> version 1 in sqlite:///" in origin["promoted"]
+    assert mlc.get_model_version_by_alias(NAME, "champion").version == "1"
+    again = sh([sys.executable, "-m", "seq2seq", "promote", "1", "--alias", "staging"], cwd=repo, env=env)
+    assert f"models:/{NAME}@staging -> version 1 in" in again.stdout and "(was" not in again.stdout
+    moved = sh([sys.executable, "-m", "seq2seq", "promote", "1", "--alias", "staging"], cwd=repo, env=env)
+    assert "(was version 1)" in moved.stdout
+    assert set(mlc.get_registered_model(NAME).aliases) == {"champion", "staging"}
+    for args, says in ((["99"], f"models:/{NAME}/99: not in"), (["1", "--name", "nope"], "models:/nope/1: not in")):
+        bad = sh([sys.executable, "-m", "seq2seq", "promote", *args], cwd=repo, env=env, check=False)
+        assert bad.returncode == 1 and says in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+    assert mlc.get_model_version_by_alias(NAME, "champion").version == "1"
+    mlc.delete_registered_model_alias(NAME, "staging")
+
+
 def test_pyfunc_model_loads_without_the_training_stack(origin):
     """mlflow.pyfunc.load_model in a clean process, away from the repository: the bundled code is
     what runs, Lightning and Hydra stay unloaded, and the output is the translate command's."""
@@ -89,15 +138,15 @@ def test_pyfunc_model_loads_without_the_training_stack(origin):
 
 def translate_cli(repo: Path, sentences: list[str], *args: str) -> list[str]:
     """The translate command's lines, with the smoke recipe's length limits (the served defaults)."""
-    proc = subprocess.run([sys.executable, "-m", "seq2seq.cli.translate", "--max-len-a", "0", "--max-len-b", "30", *args], cwd=repo, env=run_env(),
+    proc = subprocess.run([sys.executable, "-m", "seq2seq", "translate", "--max-len-a", "0", "--max-len-b", "30", *args], cwd=repo, env=run_env(),
                           input="".join(s + "\n" for s in sentences), capture_output=True, text=True, check=True)
     return proc.stdout.splitlines()
 
 
 @pytest.fixture(scope="module")
 def served(origin):
-    """`mlflow models serve -m models:/seq2seq-de-en/1 --env-manager local` on a free port, default limits."""
-    server = serve_load.ModelServer(f"models:/{NAME}/1", origin["tmp"] / "serve.log", cwd=origin["tmp"],
+    """`mlflow models serve -m models:/seq2seq-de-en@champion --env-manager local` on a free port, default limits."""
+    server = serve_load.ModelServer(f"models:/{NAME}@champion", origin["tmp"] / "serve.log", cwd=origin["tmp"],
                                     env=run_env(MLFLOW_TRACKING_URI=origin["db"]))
     try:
         server.wait_ready()
@@ -197,14 +246,14 @@ def test_serving_limits_come_from_the_environment(origin, monkeypatch):
 
 
 def test_a_registered_version_reproduces_from_a_fresh_clone(origin):
-    """From `models:/seq2seq-de-en/1` alone: clone, restore (git checkout, params.yaml, dvc.lock),
+    """From `models:/seq2seq-de-en@champion` alone: clone, restore (git checkout, params.yaml, dvc.lock),
     `dvc pull --with-deps train` from the team remote, `dvc repro`: the model comes from the remote (no training) and
     the evaluation gives exactly the version's test scores and hypotheses."""
     mlc, version = origin["mlc"], origin["mlc"].get_model_version(NAME, "1")
     clone = origin["tmp"] / "clone"
     sh(["git", "clone", "-q", str(origin["repo"]), str(clone)], cwd=origin["tmp"])
     env = run_env(MLFLOW_TRACKING_URI=origin["db"])
-    restored = sh([sys.executable, "-m", "seq2seq.cli.restore", f"models:/{NAME}/1"], cwd=clone, env=env)
+    restored = sh([sys.executable, "-m", "seq2seq", "restore", f"models:/{NAME}@champion"], cwd=clone, env=env)
     assert version.tags["git.commit"] in restored.stdout
     assert sh(["git", "rev-parse", "HEAD"], cwd=clone).stdout.strip() == version.tags["git.commit"]
     dvc("pull", "--with-deps", "train", cwd=clone, env=env)
@@ -225,12 +274,15 @@ def test_a_registered_version_reproduces_from_a_fresh_clone(origin):
 
 
 def test_restore_names_what_is_wrong(origin, tmp_path):
-    bad = sh([sys.executable, "-m", "seq2seq.cli.restore", f"models:/{NAME}/99"], cwd=origin["repo"],
+    bad = sh([sys.executable, "-m", "seq2seq", "restore", f"models:/{NAME}/99"], cwd=origin["repo"],
              env=run_env(MLFLOW_TRACKING_URI=origin["db"]), check=False)
     assert bad.returncode == 1 and f"models:/{NAME}/99: not in" in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
-    form = sh([sys.executable, "-m", "seq2seq.cli.restore", "runs:/abc/model"], cwd=origin["repo"],
+    form = sh([sys.executable, "-m", "seq2seq", "restore", "runs:/abc/model"], cwd=origin["repo"],
               env=run_env(MLFLOW_TRACKING_URI=origin["db"]), check=False)
-    assert form.returncode == 1 and "expected models:/<name>/<version>" in form.stderr, form.stderr
+    assert form.returncode == 1 and "expected models:/<name>/<version> or models:/<name>@<alias>" in form.stderr, form.stderr
+    alias = sh([sys.executable, "-m", "seq2seq", "restore", f"models:/{NAME}@nobody"], cwd=origin["repo"],
+               env=run_env(MLFLOW_TRACKING_URI=origin["db"]), check=False)
+    assert alias.returncode == 1 and f"models:/{NAME}@nobody: not in" in alias.stderr, alias.stderr
 
 
 def test_restore_refuses_a_dirty_tree_and_says_how_to_get_back(origin):
@@ -239,11 +291,11 @@ def test_restore_refuses_a_dirty_tree_and_says_how_to_get_back(origin):
     head = sh(["git", "rev-parse", "HEAD"], cwd=clone).stdout.strip()
     (clone / "README.md").write_text("my unsaved notes\n")
     env = run_env(MLFLOW_TRACKING_URI=origin["db"])
-    refused = sh([sys.executable, "-m", "seq2seq.cli.restore", f"models:/{NAME}/1"], cwd=clone, env=env, check=False)
+    refused = sh([sys.executable, "-m", "seq2seq", "restore", f"models:/{NAME}/1"], cwd=clone, env=env, check=False)
     assert refused.returncode == 1 and "uncommitted changes (README.md)" in refused.stderr and "--force" in refused.stderr
     assert (clone / "README.md").read_text() == "my unsaved notes\n"
     assert sh(["git", "rev-parse", "HEAD"], cwd=clone).stdout.strip() == head
-    forced = sh([sys.executable, "-m", "seq2seq.cli.restore", "--force", f"models:/{NAME}/1"], cwd=clone, env=env)
+    forced = sh([sys.executable, "-m", "seq2seq", "restore", "--force", f"models:/{NAME}/1"], cwd=clone, env=env)
     assert "To go back: `git checkout --force main`" in forced.stdout
     sh(["git", "checkout", "--force", "main"], cwd=clone)
     assert sh(["git", "symbolic-ref", "--short", "HEAD"], cwd=clone).stdout.strip() == "main"
@@ -266,7 +318,7 @@ def test_restore_refuses_a_logged_params_file_that_names_code(origin, tmp_path):
     clone = tmp_path / "clone"
     sh(["git", "clone", "-q", str(repo), str(clone)], cwd=tmp_path)
     before = (clone / "params.yaml").read_text()
-    refused = sh([sys.executable, "-m", "seq2seq.cli.restore", f"models:/{NAME}/{version.version}"], cwd=clone,
+    refused = sh([sys.executable, "-m", "seq2seq", "restore", f"models:/{NAME}/{version.version}"], cwd=clone,
                  env=run_env(MLFLOW_TRACKING_URI=origin["db"]), check=False)
     assert refused.returncode == 1 and f"models:/{NAME}/{version.version}: lineage/params.yaml: model.hidden_size._" \
         in refused.stderr, refused.stderr

@@ -21,6 +21,8 @@ import argparse
 import json
 from pathlib import Path
 
+import mlflow
+
 from seq2seq.command import run_stage
 from seq2seq.config.params import load_params
 from seq2seq.errors import DataError, Seq2SeqError
@@ -41,6 +43,7 @@ def run(cfg, data: Path, tokenizer: Path, checkpoints: Path, run_file: Path, eva
     uri, trained_id, found = model_run(cfg, run_file)
     key = evaluation_key(trained_id, cfg, checkpoint_md5, scores)
     mlc = runs.client(uri)
+    mlflow.set_tracking_uri(uri)  # this process's one store, also where MLflow looks models up itself
     run_id = None
     try:
         run_id, complete = claim(mlc, cfg, uri, trained_id, found, key)

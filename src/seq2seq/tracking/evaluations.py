@@ -25,7 +25,7 @@ EVAL_KEY = "seq2seq.eval_key"  # set when a run is claimed for an evaluation
 
 EVALUATED = "seq2seq.evaluated"  # set last: the run holds everything
 
-SCORES = ("bleu", "chrf", "ter", "bleu_tok_lc")
+SCORES = registry.SCORES
 
 # MLflow's name of each curve -> its column in plots/history.csv
 CURVES = {"train_loss_epoch": "train_loss", "valid_loss": "valid_loss", "valid_ppl": "valid_ppl", "valid_bleu": "valid_bleu"}

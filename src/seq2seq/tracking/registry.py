@@ -1,14 +1,17 @@
-"""The evaluated model in MLflow: a pyfunc model in the run and a version in the registry.
+"""The evaluated model in MLflow: a LoggedModel of the run and a version in the registry.
 
-`log_model` (called by the track stage): the model (seq2seq.inference.pyfunc) goes into the run's
-artifacts under `model/`, dvc.lock and params.yaml under `lineage/` (seq2seq.tracking.lineage), and,
-unless `registry.name` is null, a new version of the registered model `registry.name` ({src}/{tgt}
-filled in) points at it, tagged with the run's test scores and the lineage tags.
+`log_model` (called by the track stage): dvc.lock and params.yaml go into the run's artifacts under
+`lineage/` (seq2seq.tracking.lineage); the model (seq2seq.inference.pyfunc) becomes an MLflow 3
+LoggedModel named `model` whose source run is the evaluated run (its artifacts live under the model,
+`<experiment artifacts>/models/<model id>/artifacts`, not under the run), with the run's params and
+its test scores linked to it; unless `registry.name` is null, a new version of the registered model
+`registry.name` ({src}/{tgt} filled in) is made from it, tagged with the test scores and the lineage
+tags. `promote` moves an alias (`champion`) onto a version, on purpose.
 
 Back from a version to its pipeline run, in a clone of the repository:
 
-    python -m seq2seq.cli.restore models:/seq2seq-de-en/3   # git checkout + params.yaml + dvc.lock
-    dvc pull --with-deps train && dvc repro                 # the version's data and model; its scores
+    seq2seq restore models:/seq2seq-de-en@champion   # git checkout + params.yaml + dvc.lock
+    dvc pull --with-deps train && dvc repro          # the version's data and model; its scores
 """
 
 from __future__ import annotations
@@ -20,9 +23,14 @@ from pathlib import Path
 
 import torch
 
+from seq2seq.errors import Seq2SeqError
+from seq2seq.io import redact
 from seq2seq.tracking import runs
 from seq2seq.tracking.lineage import LINEAGE_FILES, lineage_copy, lineage_tags, uncached_outs
 
+MODEL_NAME = "model"  # the LoggedModel's name in its run
+CHAMPION = "champion"  # the alias `seq2seq promote` moves: what a team serves
+SCORES = ("bleu", "chrf", "ter", "bleu_tok_lc")
 PACKAGE = Path(__file__).resolve().parents[1]
 # The files and folders of the package that the served model imports, and nothing of the training
 # stack (test_registry checks that nothing else is needed).
@@ -83,8 +91,10 @@ def model_config(cfg) -> dict:
             "engine": str(cfg.registry.engine)}
 
 
-def save_model(path: Path, cfg, checkpoint: Path, tokenizer: Path, params_file: Path, example: list[str]) -> Path:
-    """Write the MLflow pyfunc model directory `path` (which must not exist)."""
+def save_model(path: Path, cfg, checkpoint: Path, tokenizer: Path, params_file: Path, example: list[str],
+               mlflow_model=None) -> Path:
+    """Write the MLflow pyfunc model directory `path` (which must not exist); `mlflow_model` is the
+    MLmodel's metadata (the LoggedModel's id and run)."""
     import mlflow.pyfunc
     import pandas as pd
     import sentencepiece
@@ -117,14 +127,57 @@ def save_model(path: Path, cfg, checkpoint: Path, tokenizer: Path, params_file: 
             input_example=pd.DataFrame({INPUT_COLUMN: example[:3]}),
             model_config=model_config(cfg),
             pip_requirements=requirements,
+            mlflow_model=mlflow_model,
         )
     return path
 
 
+def logged_model(mlc, run_id: str, cfg, checkpoint: Path, tokenizer: Path, params_file: Path,
+                 example: list[str], tags: dict) -> str:
+    """The id of run `run_id`'s LoggedModel `model`, READY, made here unless a READY one is there
+    (a repeated track stage); one left PENDING by a crash is marked FAILED and replaced."""
+    from mlflow.entities import LoggedModelOutput, LoggedModelStatus
+    from mlflow.models import Model
+
+    run = mlc.get_run(run_id)
+    for model in mlc.search_logged_models([run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'"):
+        if model.name == MODEL_NAME and model.status == LoggedModelStatus.READY:
+            return model.model_id
+        if model.name == MODEL_NAME and model.status == LoggedModelStatus.PENDING:
+            mlc.finalize_logged_model(model.model_id, LoggedModelStatus.FAILED)
+    model = mlc.create_logged_model(run.info.experiment_id, name=MODEL_NAME, source_run_id=run_id, tags=tags,
+                                    params=dict(run.data.params), model_type="seq2seq")
+    mlc.log_outputs(run_id, [LoggedModelOutput(model.model_id, step=0)])
+    with tempfile.TemporaryDirectory() as tmp:
+        meta = Model(artifact_path=model.artifact_location, model_uuid=model.model_id, run_id=run_id,
+                     model_id=model.model_id)
+        path = save_model(Path(tmp) / "model", cfg, checkpoint, tokenizer, params_file, example, mlflow_model=meta)
+        mlc.log_model_artifacts(model.model_id, str(path))
+    mlc.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
+    return model.model_id
+
+
+def link_scores(mlc, run_id: str, model_id: str) -> None:
+    """The run's test scores, linked to the model too (the model's metrics in the MLflow UI): the
+    same values, steps and times, as MLflow itself links a run's metrics to a model it logs."""
+    from mlflow.entities import Metric
+
+    have = {m.key for m in mlc.get_logged_model(model_id).metrics or []}
+    linked = []
+    for key in (f"test_{name}" for name in SCORES if f"test_{name}" not in have):
+        linked += [Metric(m.key, m.value, m.timestamp, m.step, run_id=run_id, model_id=model_id)
+                   for m in mlc.get_metric_history(run_id, key) if m.model_id is None]
+    if linked:
+        mlc.log_batch(run_id, metrics=linked)
+
+
 def log_model(mlc, run_id: str, cfg, checkpoint: Path, tokenizer: Path, params_file: Path, example: list[str],
               scores: dict) -> str | None:
-    """Log the model and lineage into run `run_id`, tag the run, and register a version (unless
-    registry.name is null). Returns the version's `models:/name/version` URI, or None."""
+    """Log the lineage into run `run_id`, tag the run, log its LoggedModel with the test scores
+    linked, and register a version (unless registry.name is null). Each step may be repeated.
+    Returns the version's `models:/name/version` URI, or None. The process's default tracking URI
+    must be `mlc`'s (mlflow.set_tracking_uri): a local registry looks up the LoggedModel of
+    `models:/<model id>` there, not through `mlc`."""
     tags = lineage_tags()
     for key, value in tags.items():
         mlc.set_tag(run_id, key, value)
@@ -133,8 +186,8 @@ def log_model(mlc, run_id: str, cfg, checkpoint: Path, tokenizer: Path, params_f
             if Path(name).is_file():
                 mlc.log_artifact(run_id, str(lineage_copy(Path(name), Path(tmp))),
                                  artifact_path=str(Path("lineage") / Path(name).parent).removesuffix("/."))
-        model_dir = save_model(Path(tmp) / "model", cfg, checkpoint, tokenizer, params_file, example)
-        mlc.log_artifacts(run_id, str(model_dir), artifact_path="model")
+    model_id = logged_model(mlc, run_id, cfg, checkpoint, tokenizer, params_file, example, tags)
+    link_scores(mlc, run_id, model_id)
     name = registered_name(cfg)
     if name is None:
         return None
@@ -146,11 +199,28 @@ def log_model(mlc, run_id: str, cfg, checkpoint: Path, tokenizer: Path, params_f
             mlc.get_registered_model(name)
         except MlflowException:
             mlc.create_registered_model(name, description="seq2seq translation models: one version per evaluated pipeline run")
-    version_tags = {**tags, **{f"test_{k}": str(scores[k]) for k in ("bleu", "chrf", "ter", "bleu_tok_lc")},
+    version_tags = {**tags, **{f"test_{k}": str(scores[k]) for k in SCORES},
                     "test_bleu_signature": scores["bleu_signature"], "decode.beam_size": str(cfg.decode.beam_size)}
     # once a run: a repeated call (the track stage completing a run) finds the version it made
     made = mlc.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
     version = made[0] if made else mlc.create_model_version(
-        name, source=f"{mlc.get_run(run_id).info.artifact_uri}/model", run_id=run_id, tags=version_tags)
+        name, source=f"models:/{model_id}", run_id=run_id, tags=version_tags, model_id=model_id)
     mlc.set_tag(run_id, "seq2seq.registered_model", f"models:/{name}/{version.version}")
     return f"models:/{name}/{version.version}"
+
+
+def promote(mlc, name: str, version: str, alias: str = CHAMPION) -> str | None:
+    """Point `alias` of registered model `name` at `version`; returns the version it pointed at
+    before (None if none). Seq2SeqError when the model or version is not there."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mlc.get_model_version(name, version)
+    except MlflowException as e:
+        raise Seq2SeqError(f"models:/{name}/{version}: not in {redact(mlc.tracking_uri)} ({runs.first_line(e)})") from None
+    try:
+        before = mlc.get_model_version_by_alias(name, alias).version
+    except MlflowException:
+        before = None
+    mlc.set_registered_model_alias(name, alias, version)
+    return before

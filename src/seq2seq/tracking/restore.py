@@ -16,14 +16,17 @@ from seq2seq.tracking.lineage import git
 
 
 def resolve(model_uri: str, uri: str) -> tuple[object, str]:
-    """(the model version, its run id) for models:/<name>/<version>; Seq2SeqError otherwise."""
-    if not model_uri.startswith("models:/") or model_uri.count("/") != 2:
-        raise Seq2SeqError(f"{model_uri}: expected models:/<name>/<version>")
-    name, version = model_uri.removeprefix("models:/").split("/")
+    """(the model version, its run id) for models:/<name>/<version> or models:/<name>@<alias>;
+    Seq2SeqError otherwise."""
+    rest = model_uri.removeprefix("models:/")
+    by_alias = rest.count("@") == 1 and "/" not in rest
+    if not model_uri.startswith("models:/") or not (by_alias or rest.count("/") == 1) or "" in rest.replace("@", "/").split("/"):
+        raise Seq2SeqError(f"{model_uri}: expected models:/<name>/<version> or models:/<name>@<alias>")
+    name, version = rest.split("@" if by_alias else "/")
     mlc = runs.open_store(uri)
     try:
-        mv = mlc.get_model_version(name, version)
-    except Exception as e:  # noqa: BLE001 - MlflowException: no such model or version
+        mv = mlc.get_model_version_by_alias(name, version) if by_alias else mlc.get_model_version(name, version)
+    except Exception as e:  # noqa: BLE001 - MlflowException: no such model, version or alias
         raise Seq2SeqError(f"{model_uri}: not in {redact(uri)} ({str(e).splitlines()[0]})") from None
     return mv, mv.run_id
 
