@@ -5,6 +5,7 @@ import hashlib
 import logging
 import random
 import re
+import shutil
 import socket
 import tarfile
 import threading
@@ -299,14 +300,22 @@ def test_run_downloads_from_mirrors(server, archive, tmp_path):
     assert (tmp_path / "cache/de-en.tgz").read_bytes() == data
 
 
-def test_run_all_mirrors_fail_tells_user_what_to_do(server, tmp_path):
-    cfg = iwslt_cfg(mirrors=[server.url("/m1/{src}-{tgt}.tgz"), server.url("/m2/{src}-{tgt}.tgz")])
+def test_run_all_mirrors_fail_tells_user_what_to_do_and_it_works(server, archive, tmp_path):
+    """Offline: the message names the place where the same command (`make run`, `dvc repro`: the same
+    params) finds an archive fetched elsewhere, and the archive put there is used."""
+    path, _, md5 = archive
+    cfg = iwslt_cfg(md5={"de-en": md5}, mirrors=[server.url("/m1/{src}-{tgt}.tgz"), server.url("/m2/{src}-{tgt}.tgz")])
     with pytest.raises(DownloadError) as exc:
         download.run(cfg, tmp_path / "raw", tmp_path / "cache", **FAST)
     msg = str(exc.value)
     assert f"{server.url('/m1/de-en.tgz')}: HTTP 404" in msg and f"{server.url('/m2/de-en.tgz')}: HTTP 404" in msg
-    assert "-S data.archive=/path/to/de-en.tgz" in msg and "conf/data/iwslt14.yaml" in msg
+    assert f"(MD5 {md5}) and put it at {tmp_path / 'cache/de-en.tgz'}: `make run`, `dvc repro` and `dvc exp run`" in msg
+    assert "`dvc exp run -S data.archive=/path/to/de-en.tgz`" in msg and "seq2seq compose" in msg
     assert not (tmp_path / "raw").exists()
+    shutil.copyfile(path, tmp_path / "cache/de-en.tgz")  # what the message says
+    download.run(cfg, tmp_path / "raw", tmp_path / "cache", **FAST)
+    expected_layout(tmp_path / "raw")
+    assert len(server.paths()) == 2  # the two failed tries only: nothing downloaded the second time
 
 
 def test_run_drops_a_bad_unverified_download(server, tmp_path):

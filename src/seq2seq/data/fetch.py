@@ -198,8 +198,12 @@ def get_archive(data, cache_dir: str | os.PathLike, **fetch_kw) -> Path:
     """The verified {src}-{tgt}.tgz for the data config: data.archive if set, else a mirror's."""
     pair = f"{data.src}-{data.tgt}"
     md5 = (data.md5 or {}).get(pair)
-    hint = (f"Download {pair}.tgz some other way, then run with "
-            f"`-S data.archive=/path/to/{pair}.tgz` or set data.archive in conf/data/iwslt14.yaml.")
+    cached = Path(cache_dir) / f"{pair}.tgz"
+    shown = os.path.relpath(cached) if _inside(os.getcwd(), os.path.abspath(cached)) else str(cached)
+    hint = (f"Download {pair}.tgz some other way{f' (MD5 {md5})' if md5 else ''} and put it at {shown}: "
+            "`make run`, `dvc repro` and `dvc exp run` all take it from there. Or name it: "
+            f"`dvc exp run -S data.archive=/path/to/{pair}.tgz` (also for `dvc exp run --queue`); for `dvc repro`, "
+            f"`seq2seq compose <your overrides> data.archive=/path/to/{pair}.tgz` writes it into params.yaml.")
     if os.environ.get(ARCHIVE_URL_VAR):
         urls = [os.environ[ARCHIVE_URL_VAR]]
         log.info("%s: from $%s", redact(urls[0]), ARCHIVE_URL_VAR)
@@ -222,6 +226,6 @@ def get_archive(data, cache_dir: str | os.PathLike, **fetch_kw) -> Path:
     else:
         urls = [m.format(src=data.src, tgt=data.tgt) for m in data.mirrors]
     try:
-        return fetch(urls, Path(cache_dir) / f"{pair}.tgz", md5, **fetch_kw)
+        return fetch(urls, cached, md5, **fetch_kw)
     except DownloadError as e:
         raise DownloadError(f"{e}\n{hint}") from None
