@@ -394,3 +394,83 @@ def test_ddp_ranks_draw_different_masks_and_the_same_micro_batch_and_rank_the_sa
     ranks, micro_batches = range(256), [*range(64), *range(2**24 - 64, 2**24)]
     seeds = {micro_batch_seed(7, m, r) for m in micro_batches for r in ranks}
     assert len(seeds) == len(ranks) * len(micro_batches) and max(seeds) < 2**32  # mt19937 keeps 32 bits
+
+
+# --- R-Drop ----------------------------------------------------------------------------------------
+def rdrop_case(name: str = "lstm_bahdanau", dropout: float = 0.3):
+    """A small model of conf/model/<name>.yaml with dropout, and a padded batch."""
+    from model_helpers import build
+
+    from seq2seq.data.batching import Batch
+
+    model = build(name, dropout=dropout)
+    g = torch.Generator().manual_seed(0)
+    src, tgt = torch.randint(3, 20, (4, 7), generator=g), torch.randint(3, 20, (4, 6), generator=g)
+    src[1, 5:], tgt[2, 4:] = 0, 0  # padding
+    lens = (src != 0).sum(1)
+    return model, Batch(torch.arange(4), src, lens, tgt, tgt, int((tgt != 0).sum()))
+
+
+@pytest.mark.parametrize("name", ["lstm_bahdanau", "transformer"])
+def test_rdrop_alpha_0_trains_exactly_as_without_it(name):
+    """alpha 0 is today's step: one forward pass, the same loss and the same gradients."""
+    from seq2seq.training.module import sequence_loss
+
+    model, batch = rdrop_case(name)
+    module = TranslationModule(model, str, [], compile_loss=False, label_smoothing=0.1, rdrop_alpha=0.0)
+    module.log = lambda *a, **k: None
+    calls = []
+    model.register_forward_hook(lambda m, args, out: calls.append(args[0].shape[0]))
+    torch.manual_seed(5)
+    module.training_step(batch, 0).backward()
+    got = {k: p.grad.clone() for k, p in model.named_parameters()}
+    model.zero_grad()
+    torch.manual_seed(5)
+    sequence_loss(model(batch.src, batch.src_lens, batch.tgt_in), batch.tgt_out, model.pad_id, 0.1).backward()
+    assert calls == [4, 4]  # one pass each, over the batch as it is
+    for k, p in model.named_parameters():
+        assert torch.equal(got[k], p.grad), k
+
+
+def direct_symmetric_kl(logits_a, logits_b, target, pad_id):
+    """(KL(Pa||Pb) + KL(Pb||Pa)) / 2 a token, from torch's kl_div, averaged over non-pad tokens."""
+    import torch.nn.functional as F
+
+    la, lb = F.log_softmax(logits_a.double(), -1), F.log_softmax(logits_b.double(), -1)
+    kl = F.kl_div(lb, la, log_target=True, reduction="none").sum(-1) + F.kl_div(la, lb, log_target=True, reduction="none").sum(-1)
+    keep = target != pad_id
+    return float((0.5 * kl * keep).sum() / keep.sum())
+
+
+@pytest.mark.parametrize("name", ["lstm_bahdanau", "transformer"])
+def test_rdrop_adds_the_papers_symmetric_kl_of_two_dropout_passes(name):
+    """alpha > 0: the batch twice (two dropout masks), objective CE_a + CE_b + alpha * (KL(Pa||Pb) +
+    KL(Pb||Pa)) / 2 (Wu et al., 2021), label smoothing on each CE; checked against a direct
+    computation from the same two passes."""
+    from seq2seq.training.module import sequence_loss, symmetric_kl
+
+    model, batch = rdrop_case(name)
+    module = TranslationModule(model, str, [], compile_loss=False, label_smoothing=0.1, rdrop_alpha=5.0)
+    torch.manual_seed(3)
+    objective, ce, kl = module._rdrop_loss(batch)
+    torch.manual_seed(3)  # the same masks: the same stacked forward
+    twice = lambda t: torch.cat([t, t])  # noqa: E731
+    logits = model(twice(batch.src), twice(batch.src_lens), twice(batch.tgt_in))
+    a, b = logits[:4], logits[4:]
+    assert not torch.allclose(a, b)  # two different dropout masks
+    ce_a, ce_b = (sequence_loss(x, batch.tgt_out, model.pad_id, 0.1).item() for x in (a, b))
+    expected_kl = direct_symmetric_kl(a.detach(), b.detach(), batch.tgt_out, model.pad_id)
+    assert expected_kl > 0 and kl.item() == pytest.approx(expected_kl, rel=1e-5)
+    assert ce.item() == pytest.approx((ce_a + ce_b) / 2, rel=1e-5)
+    assert objective.item() == pytest.approx(ce_a + ce_b + 5.0 * expected_kl, rel=1e-5)
+    objective.backward()  # gradients reach the model through both passes and the KL
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    # without dropout the two passes agree: no KL
+    same = torch.randn(2, 3, 9)
+    assert symmetric_kl(same, same.clone(), torch.ones(2, 3, dtype=torch.long), 0).item() == pytest.approx(0, abs=1e-7)
+
+
+def test_rdrop_alpha_must_not_be_negative():
+    with pytest.raises(ConfigError, match="trainer.rdrop_alpha=-1 must be >= 0"):
+        validate(compose(["trainer.rdrop_alpha=-1"]))
+    validate(compose(["trainer.rdrop_alpha=5"]))

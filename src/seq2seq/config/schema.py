@@ -72,6 +72,7 @@ class TrainerSchema:
     adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     weight_decay: float = 0.0
     label_smoothing: float = 0.1
+    rdrop_alpha: float = 0.0
     compile_loss: bool = True
     onednn_cache_capacity: Optional[int] = 8192
     scheduler: str = "plateau"
@@ -165,6 +166,8 @@ def validate(cfg: DictConfig, source: str = "params.yaml") -> None:
         value = OmegaConf.select(cfg, key)
         if not 0 <= value < 1:
             raise ConfigError(f"{source}: {key}={value!r} must be in [0, 1)")
+    if cfg.trainer.rdrop_alpha < 0:
+        raise ConfigError(f"{source}: trainer.rdrop_alpha={cfg.trainer.rdrop_alpha!r} must be >= 0 (0: no R-Drop)")
     capacity = cfg.trainer.onednn_cache_capacity
     if capacity is not None and capacity < 0:
         raise ConfigError(f"{source}: trainer.onednn_cache_capacity={capacity!r} must be >= 0 (or null: oneDNN's default)")

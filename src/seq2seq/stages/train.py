@@ -17,6 +17,7 @@ import argparse
 import json
 import logging
 import shutil
+import sys
 import tempfile
 import time
 import warnings
@@ -34,8 +35,8 @@ from seq2seq.io import atomic_path, redact, write_json, write_text
 from seq2seq.models.builder import build_model, check_model
 from seq2seq.threads import rebalance
 from seq2seq.tracking import runs
-from seq2seq.training.callbacks import (AttentionMaps, History, KeepLastWeights, Progress, ReseedEachStep,
-                                        SaveModelConfig, ThreadBudget, Throughput)
+from seq2seq.training.callbacks import (AttentionMaps, EpochProgressBar, History, KeepLastWeights, Progress,
+                                        ReseedEachStep, SaveModelConfig, ThreadBudget, Throughput)
 from seq2seq.training.datamodule import TranslationDataModule
 from seq2seq.training.hardware import (check_cpu_bf16_rnn, is_rank_zero, set_onednn_cache_capacity,
                                        slow_cpu_bf16_warning, threads_tag)
@@ -45,6 +46,8 @@ from seq2seq.training.resume import resumable, run_fingerprint
 N_ATTENTION_MAPS = 3  # the first valid sentences, drawn after each validation
 # The state folder holds state.json beside the checkpoints on purpose.
 warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+# Lightning's own use of torch's pytree API (lightning/pytorch/utilities/_pytree.py), nothing a user can change
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated")
 
 
 class NoAdvertisement(logging.Filter):
@@ -69,12 +72,14 @@ def run(cfg, data: Path, tokenizer: Path, encoded: Path, out: Path, metrics: Pat
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     check_model(model_cfg)
     model = build_model(model_cfg, dm.src_vocab_size, dm.tgt_vocab_size)
+    if is_rank_zero():  # instead of Lightning's summary table (whose FLOPs column reads 0 without a profiled batch)
+        print(f"model: {type(model).__name__}, {sum(p.numel() for p in model.parameters()):,} parameters")
     module = TranslationModule(
         model, dm.detokenize, dm.valid_refs, lr=t.lr, weight_decay=t.weight_decay,
         label_smoothing=t.label_smoothing, adam_betas=tuple(t.adam_betas), scheduler=t.scheduler,
         lr_factor=t.lr_factor, lr_patience=t.lr_patience, min_lr=t.min_lr, warmup_steps=t.warmup_steps,
         val_max_sentences=t.val_max_sentences, max_len_a=cfg.decode.max_len_a, max_len_b=cfg.decode.max_len_b,
-        compile_loss=t.compile_loss,
+        compile_loss=t.compile_loss, rdrop_alpha=t.rdrop_alpha,
     )
     # Under DDP, Lightning re-runs this module in one process per extra device: only rank 0 creates
     # the MLflow run and writes outputs (Lightning's logger already logs from rank 0 only).
@@ -118,9 +123,14 @@ def run(cfg, data: Path, tokenizer: Path, encoded: Path, out: Path, metrics: Pat
                  EarlyStopping("valid_bleu", mode="max", patience=t.early_stopping_patience),
                  AttentionMaps(map_sources, dm.sp_src, dm.sp_tgt, state_dir / "attention",
                                cfg.decode.max_len_a, cfg.decode.max_len_b)]
+    # The progress bar on a terminal only: in a log file (DVC's queue, CI, `> log`) Progress writes lines
+    lightning = {"enable_model_summary": False, "enable_progress_bar": sys.stdout.isatty(),
+                 **OmegaConf.to_container(t.lightning, resolve=True)}
+    if lightning["enable_progress_bar"]:
+        callbacks.append(EpochProgressBar())
     with tempfile.TemporaryDirectory() as scratch:
         trainer = L.Trainer(
-            **OmegaConf.to_container(t.lightning, resolve=True),
+            **lightning,
             logger=logger,
             callbacks=callbacks + ([keep] if keep else []),
             num_sanity_val_steps=0,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, RichProgressBar
 
 from seq2seq import threads
 
@@ -173,6 +173,15 @@ class Progress(Callback):
         if self.enabled:
             bleu = trainer.callback_metrics.get("valid_bleu")
             self._line(trainer, "done", f"  valid BLEU {float(bleu):.2f}" if bleu is not None else "")
+
+
+class EpochProgressBar(RichProgressBar):
+    """Lightning's progress bar, counting epochs from 1: "Epoch 2/2" in a run's last epoch (Lightning's
+    own says "Epoch 1/1", zero-based)."""
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        text = f"Epoch {current_epoch + 1}" + (f"/{self.trainer.max_epochs}" if (self.trainer.max_epochs or -1) > 0 else "")
+        return f"{text:{len(self.validation_description)}}"
 
 
 class KeepLastWeights(Callback):

@@ -27,6 +27,15 @@ def sequence_loss(logits: torch.Tensor, target: torch.Tensor, pad_id: int, label
     )
 
 
+def symmetric_kl(logits_a: torch.Tensor, logits_b: torch.Tensor, target: torch.Tensor, pad_id: int) -> torch.Tensor:
+    """R-Drop's consistency term (Wu et al., 2021, eq. 2): (KL(Pa || Pb) + KL(Pb || Pa)) / 2 for each
+    target token, averaged over the non-pad ones; in fp32. logits_a, logits_b [B, T, V], target [B, T]."""
+    log_a = F.log_softmax(logits_a.float(), dim=-1)  # [B, T, V]
+    log_b = F.log_softmax(logits_b.float(), dim=-1)
+    kl = (log_a.exp() * (log_a - log_b)).sum(-1) + (log_b.exp() * (log_b - log_a)).sum(-1)  # [B, T]
+    return 0.5 * kl[target != pad_id].mean()
+
+
 @functools.cache
 def compiled_sequence_loss() -> Callable[..., torch.Tensor]:
     """`sequence_loss` through torch.compile (Inductor, one graph for every batch shape).
@@ -48,7 +57,7 @@ class TranslationModule(L.LightningModule):
                  adam_betas: tuple[float, float] = (0.9, 0.999), scheduler: str = "plateau",
                  lr_factor: float = 0.5, lr_patience: int = 1, min_lr: float = 1e-5, warmup_steps: int = 4000,
                  val_max_sentences: int | None = None, max_len_a: float = 1.5, max_len_b: int = 10,
-                 compile_loss: bool = False):
+                 compile_loss: bool = False, rdrop_alpha: float = 0.0):
         super().__init__()
         if scheduler not in ("plateau", "inverse_sqrt"):
             raise ValueError(f"scheduler={scheduler!r} is not one of plateau, inverse_sqrt")
@@ -60,24 +69,44 @@ class TranslationModule(L.LightningModule):
         self.val_max_sentences = val_max_sentences
         self.max_len_a, self.max_len_b = max_len_a, max_len_b
         self.compile_loss = compile_loss
+        self.rdrop_alpha = rdrop_alpha
         self._val_hyps: dict[int, list[int]] = {}
         self.plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
         self._plateau_state: dict | None = None
 
-    def _loss(self, batch: Batch, label_smoothing: float, compiled: bool = False) -> torch.Tensor:
-        logits = self.model(batch.src, batch.src_lens, batch.tgt_in)  # [B, T, V]
+    def _loss(self, batch: Batch, label_smoothing: float, compiled: bool = False, logits: torch.Tensor | None = None,
+              target: torch.Tensor | None = None) -> torch.Tensor:
+        target = batch.tgt_out if target is None else target
+        if logits is None:
+            logits = self.model(batch.src, batch.src_lens, batch.tgt_in)  # [B, T, V]
         if compiled:
             try:
-                return compiled_sequence_loss()(logits, batch.tgt_out, self.model.pad_id, label_smoothing)
+                return compiled_sequence_loss()(logits, target, self.model.pad_id, label_smoothing)
             except torch._dynamo.exc.BackendCompilerFailed as e:  # e.g. no C++ compiler on this machine
                 warnings.warn(f"trainer.compile_loss=true but torch.compile failed, the loss runs eagerly: "
                               f"{str(e).strip().splitlines()[0][:200]}", stacklevel=1)
                 self.compile_loss = False
-        return sequence_loss(logits, batch.tgt_out, self.model.pad_id, label_smoothing)
+        return sequence_loss(logits, target, self.model.pad_id, label_smoothing)
+
+    def _rdrop_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(objective, mean cross-entropy of the two passes, symmetric KL). The batch goes through the
+        model twice in one forward, stacked (two dropout masks, as fairseq's R-Drop does); the
+        objective is R-Drop's: CE_a + CE_b + alpha * (KL(Pa||Pb) + KL(Pb||Pa)) / 2, per target token."""
+        twice = lambda t: torch.cat([t, t])  # noqa: E731  [B, ...] -> [2B, ...]
+        logits = self.model(twice(batch.src), twice(batch.src_lens), twice(batch.tgt_in))  # [2B, T, V]
+        ce = self._loss(batch, self.label_smoothing, self.compile_loss, logits=logits, target=twice(batch.tgt_out))
+        half = batch.src.size(0)
+        kl = symmetric_kl(logits[:half], logits[half:], batch.tgt_out, self.model.pad_id)
+        return 2 * ce + self.rdrop_alpha * kl, ce, kl
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        loss = self._loss(batch, self.label_smoothing, compiled=self.compile_loss)
-        self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=batch.n_tgt,
+        if self.rdrop_alpha > 0:
+            loss, ce, kl = self._rdrop_loss(batch)
+            self.log("train_rdrop_kl", kl, on_step=True, on_epoch=True, batch_size=batch.n_tgt, sync_dist=True)
+        else:
+            loss = ce = self._loss(batch, self.label_smoothing, compiled=self.compile_loss)
+        # the cross-entropy, comparable across runs with and without R-Drop (whose objective is larger)
+        self.log("train_loss", ce, on_step=True, on_epoch=True, prog_bar=True, batch_size=batch.n_tgt,
                  sync_dist=True)
         return loss
 
