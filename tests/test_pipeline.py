@@ -47,9 +47,22 @@ def mlflow_runs(uri: str, experiment: str = "seq2seq"):
 
 @pytest.fixture(scope="module")
 def smoke_repo(repo_copy, data_overrides) -> Path:
-    """The smoke experiment run once in the workspace with `dvc exp run`."""
-    dvc("exp", "run", "-S", "experiment=smoke", *data_overrides, cwd=repo_copy)
+    """The smoke experiment run once in the workspace with `dvc exp run`; what it printed (stdout, as
+    in a log file: not a terminal) is in ../smoke-exp-run.log."""
+    proc = dvc("exp", "run", "-S", "experiment=smoke", *data_overrides, cwd=repo_copy)
+    (repo_copy.parent / "smoke-exp-run.log").write_text(proc.stdout + proc.stderr)
     return repo_copy
+
+
+def test_a_run_prints_progress_lines_and_no_noise(smoke_repo):
+    """In a log file: the model's size, one progress line an epoch counted from 1, no progress bar
+    (carriage returns), no table of FLOPs that reads 0, no deprecation warning from Lightning's
+    internals, no advertisement."""
+    log = (smoke_repo.parent / "smoke-exp-run.log").read_text()
+    assert "model: Seq2Seq, " in log and " parameters" in log
+    assert "epoch 1/2 done  step " in log and "epoch 2/2 done  step " in log
+    for noise in ("\r", "━", "FLOPs", "LeafSpec", "litlogger", "Epoch 0"):
+        assert noise not in log, noise
 
 
 def test_exp_run_reports_metrics_to_dvc(smoke_repo):

@@ -474,3 +474,14 @@ def test_rdrop_alpha_must_not_be_negative():
     with pytest.raises(ConfigError, match="trainer.rdrop_alpha=-1 must be >= 0"):
         validate(compose(["trainer.rdrop_alpha=-1"]))
     validate(compose(["trainer.rdrop_alpha=5"]))
+
+
+def test_the_progress_bar_counts_epochs_from_1():
+    from seq2seq.training.callbacks import EpochProgressBar
+
+    bar = EpochProgressBar()
+    bar._trainer = SimpleNamespace(max_epochs=2)
+    assert bar._get_train_description(0).strip() == "Epoch 1/2"
+    assert bar._get_train_description(1).strip() == "Epoch 2/2"
+    bar._trainer = SimpleNamespace(max_epochs=-1)  # no limit
+    assert bar._get_train_description(4).strip() == "Epoch 5"
