@@ -273,6 +273,48 @@ def test_a_registered_version_reproduces_from_a_fresh_clone(origin):
     assert ckpt == run.data.tags["seq2seq.checkpoint_md5"]
 
 
+def test_a_run_fine_tuned_from_the_champion_starts_where_the_parent_ended(origin):
+    """`dvc exp run -S trainer.init_from=models:/seq2seq-de-en@champion` in a fresh clone: the
+    parent's SentencePiece models byte for byte, its weights (the first validation scores what the
+    parent's best checkpoint scored on the same data), the parent in dvc.lock and in the lineage of
+    the run and its version; a model configuration that differs is refused, naming the key."""
+    mlc, env = origin["mlc"], run_env(MLFLOW_TRACKING_URI=origin["db"])
+    clone = origin["tmp"] / "child"
+    sh(["git", "clone", "-q", str(origin["repo"]), str(clone)], cwd=origin["tmp"])
+    parent = mlc.get_model_version_by_alias(NAME, "champion")
+    parent_files = Path(mlflow_download(f"models:/{NAME}/{parent.version}", origin["tmp"] / "parent-files", origin["db"]))
+    smoke = json.loads((origin["repo"] / "metrics/train.json").read_text())  # the parent's training
+    archive = yaml.safe_load((origin["repo"] / "params.yaml").read_text())["data"]
+    data = ["-S", f"data.archive={archive['archive']}", "-S", f"data.md5.de-en={archive['md5']['de-en']}"]
+    dvc("exp", "run", "-S", "experiment=smoke", *data, "-S", f"trainer.init_from=models:/{NAME}@champion",
+        "-S", "trainer.lightning.max_epochs=1", cwd=clone, env=env)
+    for side in ("src", "tgt"):
+        assert (clone / f"data/tokenizer/{side}.model").read_bytes() == \
+            (parent_files / f"artifacts/tokenizer/{side}.model").read_bytes(), side
+    child = json.loads((clone / "metrics/train.json").read_text())
+    assert child["init_valid_bleu"] == smoke["best_valid_bleu"] > 0
+    said = json.loads((clone / "data/parent/parent.json").read_text())
+    assert said["version"] == f"models:/{NAME}/{parent.version}" and said["run_id"] == parent.run_id
+    lock = yaml.safe_load((clone / "dvc.lock").read_text())["stages"]
+    (out,) = lock["parent"]["outs"]
+    assert {d["path"] for d in lock["train"]["deps"]} >= {"data/parent"} and out["path"] == "data/parent"
+    run_id = json.loads((clone / "data/train/mlflow_run.json").read_text())["run_id"]
+    tag = f"models:/{NAME}/{parent.version} (run {parent.run_id}), weights MD5 {said['checkpoint_md5']}"
+    assert mlc.get_run(run_id).data.tags["seq2seq.init_from"] == tag
+    (version,) = mlc.search_model_versions(f"name = '{NAME}' and run_id = '{run_id}'")
+    assert version.tags["seq2seq.init_from"] == tag
+    refused = dvc("exp", "run", "-S", "experiment=smoke", *data, "-S", f"trainer.init_from=models:/{NAME}@champion",
+                  "-S", "model.hidden_size=64", cwd=clone, env=env, check=False)
+    said = refused.stdout + refused.stderr
+    assert refused.returncode != 0 and "model.hidden_size: 128 in the parent, 64 here" in said, said[-3000:]
+
+
+def mlflow_download(uri: str, dest: Path, tracking_uri: str) -> str:
+    import mlflow.artifacts
+
+    return mlflow.artifacts.download_artifacts(uri, dst_path=str(dest), tracking_uri=tracking_uri)
+
+
 def test_restore_names_what_is_wrong(origin, tmp_path):
     bad = sh([sys.executable, "-m", "seq2seq", "restore", f"models:/{NAME}/99"], cwd=origin["repo"],
              env=run_env(MLFLOW_TRACKING_URI=origin["db"]), check=False)

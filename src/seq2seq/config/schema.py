@@ -73,6 +73,7 @@ class TrainerSchema:
     weight_decay: float = 0.0
     label_smoothing: float = 0.1
     rdrop_alpha: float = 0.0
+    init_from: Optional[str] = None
     compile_loss: bool = True
     onednn_cache_capacity: Optional[int] = 8192
     scheduler: str = "plateau"

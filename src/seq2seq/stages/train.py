@@ -35,12 +35,14 @@ from seq2seq.io import atomic_path, redact, write_json, write_text
 from seq2seq.models.builder import build_model, check_model
 from seq2seq.threads import rebalance
 from seq2seq.tracking import runs
+from seq2seq.tracking.lineage import INIT_FROM_TAG
 from seq2seq.training.callbacks import (AttentionMaps, EpochProgressBar, History, KeepLastWeights, Progress,
                                         ReseedEachStep, SaveModelConfig, ThreadBudget, Throughput)
 from seq2seq.training.datamodule import TranslationDataModule
 from seq2seq.training.hardware import (check_cpu_bf16_rnn, is_rank_zero, set_onednn_cache_capacity,
                                        slow_cpu_bf16_warning, threads_tag)
 from seq2seq.training.module import TranslationModule
+from seq2seq.training.parent import parent_state, parent_tag
 from seq2seq.training.resume import resumable, run_fingerprint
 
 N_ATTENTION_MAPS = 3  # the first valid sentences, drawn after each validation
@@ -61,7 +63,8 @@ logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(NoAdvertise
 
 
 def run(cfg, data: Path, tokenizer: Path, encoded: Path, out: Path, metrics: Path,
-        state_dir: Path = Path("data/.train_state"), history_csv: Path = Path("plots/history.csv")) -> None:
+        state_dir: Path = Path("data/.train_state"), history_csv: Path = Path("plots/history.csv"),
+        parent: Path | None = None) -> None:
     t = cfg.trainer
     rebalance(announce=True)  # "threads: N (...)": this stage's share of the cores
     set_onednn_cache_capacity(t.onednn_cache_capacity)
@@ -72,6 +75,7 @@ def run(cfg, data: Path, tokenizer: Path, encoded: Path, out: Path, metrics: Pat
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     check_model(model_cfg)
     model = build_model(model_cfg, dm.src_vocab_size, dm.tgt_vocab_size)
+    inherited = parent_state(parent, model_cfg, dm.src_vocab_size, dm.tgt_vocab_size) if parent else None
     if is_rank_zero():  # instead of Lightning's summary table (whose FLOPs column reads 0 without a profiled batch)
         print(f"model: {type(model).__name__}, {sum(p.numel() for p in model.parameters()):,} parameters")
     module = TranslationModule(
@@ -84,8 +88,12 @@ def run(cfg, data: Path, tokenizer: Path, encoded: Path, out: Path, metrics: Pat
     # Under DDP, Lightning re-runs this module in one process per extra device: only rank 0 creates
     # the MLflow run and writes outputs (Lightning's logger already logs from rank 0 only).
     rank_zero = is_rank_zero()
-    fingerprint = run_fingerprint(cfg, data, tokenizer)
+    fingerprint = run_fingerprint(cfg, data, tokenizer, parent)
     resume = resumable(state_dir, fingerprint)
+    if inherited is not None and resume is None:  # a resumed run has its own weights in the checkpoint
+        model.load_state_dict(inherited[0])
+        print(f"train: starting from the weights of {inherited[1]['init_from']} "
+              f"({inherited[1].get('version') or inherited[1].get('checkpoint')})")
     uri = runs.tracking_uri(cfg)
     if resume is not None:
         run_id = resume["run_id"]
@@ -100,14 +108,19 @@ def run(cfg, data: Path, tokenizer: Path, encoded: Path, out: Path, metrics: Pat
         state_dir.mkdir(parents=True)
         write_json(state_dir / "state.json", {"fingerprint": fingerprint, "run_id": run_id})
         print(f"mlflow: run {run_id} in {redact(uri)}")
+        if inherited is not None:  # lineage: the parent version (or checkpoint) and its weights' MD5
+            with runs.tolerant(f"the parent tag of run {run_id}"):
+                runs.client(uri).set_tag(run_id, INIT_FROM_TAG, parent_tag(inherited[1]))
     else:
         run_id = None
     # Lightning logs from rank 0 only; the other ranks get no logger at all, since building one
     # opens the store: for sqlite it creates the tables, racing rank 0 when nodes start together.
     logger = (runs.TolerantMLFlowLogger(tracking_uri=uri, run_id=run_id, experiment_name=cfg.mlflow.experiment_name)
               if rank_zero else False)
+    # what rebuilding the model needs, and its SentencePiece models: a checkpoint is a parent on its own
     meta = {"model": model_cfg, "src_vocab_size": dm.src_vocab_size, "tgt_vocab_size": dm.tgt_vocab_size,
-            "src": cfg.data.src, "tgt": cfg.data.tgt}
+            "src": cfg.data.src, "tgt": cfg.data.tgt,
+            "tokenizer": {side: (tokenizer / f"{side}.model").read_bytes() for side in ("src", "tgt")}}
     history, throughput, threads = History(), Throughput(), ThreadBudget()
     keep = KeepLastWeights(t.average_last) if t.average_last > 0 else None
     valid = dm.dataset("valid")
@@ -128,6 +141,7 @@ def run(cfg, data: Path, tokenizer: Path, encoded: Path, out: Path, metrics: Pat
                  **OmegaConf.to_container(t.lightning, resolve=True)}
     if lightning["enable_progress_bar"]:
         callbacks.append(EpochProgressBar())
+    init_scores = None
     with tempfile.TemporaryDirectory() as scratch:
         trainer = L.Trainer(
             **lightning,
@@ -142,6 +156,8 @@ def run(cfg, data: Path, tokenizer: Path, encoded: Path, out: Path, metrics: Pat
         check_cpu_bf16_rnn(on_cpu, trainer.precision, model)
         if (message := slow_cpu_bf16_warning(on_cpu, trainer.precision)):
             warnings.warn(message, stacklevel=1)
+        if inherited is not None and resume is None:  # the parent on this run's valid set, before any step
+            init_scores = trainer.validate(module, datamodule=dm, verbose=False)[0]
         trainer.fit(module, datamodule=dm, ckpt_path=str(state_dir / "last.ckpt") if resume else None)
         if not rank_zero:
             return
@@ -168,6 +184,8 @@ def run(cfg, data: Path, tokenizer: Path, encoded: Path, out: Path, metrics: Pat
         "parameters": sum(p.numel() for p in model.parameters()),
         "train_tgt_tokens": throughput.tokens,
     }
+    if init_scores is not None:  # fine-tuning: where the parent started on this data
+        summary["init_valid_bleu"] = round(float(init_scores["valid_bleu"]), 4)
     # ... and timings, which are not.
     timing = {"train_seconds": round(time.time() - start, 1), "train_step_seconds": round(throughput.seconds, 1),
               "train_tgt_tokens_per_s": round(throughput.tokens_per_second, 1), "resumed": resume is not None,
@@ -202,11 +220,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("data/train"))
     parser.add_argument("--metrics", type=Path, default=Path("metrics/train.json"))
     parser.add_argument("--history", type=Path, default=Path("plots/history.csv"), help="learning curves, one row an epoch")
+    parser.add_argument("--parent", type=Path, default=None, help="the parent stage's folder (trainer.init_from)")
     parser.add_argument("--state", type=Path, default=Path("data/.train_state"),
                         help="checkpoints while training; kept after a crash so that the next run resumes")
     args = parser.parse_args(argv)
     run_stage(lambda: run(load_params(args.params), args.data, args.tokenizer, args.encoded, args.out, args.metrics,
-                          args.state, args.history))
+                          args.state, args.history, args.parent))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Where a model comes from: the git commit and whether the tree differed from it, the DVC
 experiment, and the hashes dvc.lock records for every cached output upstream; and the files
 (dvc.lock, params.yaml, the upstream stages' metrics and plots) a run logs under `lineage/` so that
-`seq2seq.cli.restore` can put them back."""
+`seq2seq restore` can put them back."""
 
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ import yaml
 # Logged under lineage/ with the upstream stages' uncached outputs (metrics/, plots/): with the git
 # commit, what `dvc repro` needs to see the pulled data as up to date.
 LINEAGE_FILES = ("dvc.lock", "params.yaml")
+# On a fine-tuned run (trainer.init_from) and its registered version: the parent version or checkpoint
+# and its weights' MD5 (set by the train stage)
+INIT_FROM_TAG = "seq2seq.init_from"
 
 
 def git(*args: str, cwd: Path | None = None) -> str | None:

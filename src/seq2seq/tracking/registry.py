@@ -26,7 +26,7 @@ import torch
 from seq2seq.errors import Seq2SeqError
 from seq2seq.io import redact
 from seq2seq.tracking import runs
-from seq2seq.tracking.lineage import LINEAGE_FILES, lineage_copy, lineage_tags, uncached_outs
+from seq2seq.tracking.lineage import INIT_FROM_TAG, LINEAGE_FILES, lineage_copy, lineage_tags, uncached_outs
 
 MODEL_NAME = "model"  # the LoggedModel's name in its run
 CHAMPION = "champion"  # the alias `seq2seq promote` moves: what a team serves
@@ -199,7 +199,8 @@ def log_model(mlc, run_id: str, cfg, checkpoint: Path, tokenizer: Path, params_f
             mlc.get_registered_model(name)
         except MlflowException:
             mlc.create_registered_model(name, description="seq2seq translation models: one version per evaluated pipeline run")
-    version_tags = {**tags, **{f"test_{k}": str(scores[k]) for k in SCORES},
+    parent = mlc.get_run(run_id).data.tags.get(INIT_FROM_TAG)  # a fine-tuned model names its parent
+    version_tags = {**tags, **({INIT_FROM_TAG: parent} if parent else {}), **{f"test_{k}": str(scores[k]) for k in SCORES},
                     "test_bleu_signature": scores["bleu_signature"], "decode.beam_size": str(cfg.decode.beam_size)}
     # once a run: a repeated call (the track stage completing a run) finds the version it made
     made = mlc.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
@@ -224,3 +225,4 @@ def promote(mlc, name: str, version: str, alias: str = CHAMPION) -> str | None:
         before = None
     mlc.set_registered_model_alias(name, alias, version)
     return before
+

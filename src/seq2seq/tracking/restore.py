@@ -1,5 +1,6 @@
 """Back from a registered model version to the pipeline run that made it, in a clone of the
-repository: its git commit, params.yaml, dvc.lock and upstream metrics and plots files."""
+repository: its git commit, params.yaml, dvc.lock and upstream metrics and plots files; and a
+version's weights and SentencePiece models, for a run that starts from them (fetch_version)."""
 
 from __future__ import annotations
 
@@ -68,3 +69,24 @@ def restore(model_uri: str, uri: str, workdir: Path = Path("."), force: bool = F
             shutil.copyfile(path, dest)
     return {"commit": commit, "dirty": mv.tags.get("git.dirty"), "run_id": run_id, "experiment": mv.tags.get("dvc.exp_name"),
             "back": back}
+
+
+def fetch_version(model_uri: str, tracking_uri: str, out: Path) -> dict:
+    """out/model.ckpt and out/tokenizer/{src,tgt}.model of a registered version (`models:/<name>/<version>`
+    or `models:/<name>@<alias>`), from the model's own artifacts; returns what names it (the version
+    number, an alias resolved, and its run). Seq2SeqError naming the URI when it is not there."""
+    import mlflow.artifacts
+
+    mv, run_id = resolve(model_uri, tracking_uri)
+    name = model_uri.removeprefix("models:/").replace("@", "/").split("/")[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{mv.version}", dst_path=tmp,
+                                                             tracking_uri=tracking_uri)) / "artifacts"
+        except Exception as e:  # noqa: BLE001 - MlflowException, OSError: the artifacts cannot be read
+            raise Seq2SeqError(f"{model_uri}: its files cannot be fetched from {redact(tracking_uri)} ({runs.first_line(e)})") from None
+        if not (local / "model.ckpt").is_file() or not all((local / "tokenizer" / f"{s}.model").is_file() for s in ("src", "tgt")):
+            raise Seq2SeqError(f"{model_uri}: not a model of this pipeline (no model.ckpt and tokenizer/ in its artifacts)")
+        shutil.copyfile(local / "model.ckpt", out / "model.ckpt")
+        shutil.copytree(local / "tokenizer", out / "tokenizer")
+    return {"init_from": model_uri, "version": f"models:/{name}/{mv.version}", "run_id": run_id}

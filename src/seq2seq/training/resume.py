@@ -15,12 +15,14 @@ from omegaconf import OmegaConf
 KEYS = ("data.src", "data.tgt", "model", "trainer", "seed", "decode.max_len_a", "decode.max_len_b")
 
 
-def run_fingerprint(cfg, data: Path, tokenizer: Path) -> str:
-    """Hash of everything training depends on: a checkpoint resumes only a run with the same."""
+def run_fingerprint(cfg, data: Path, tokenizer: Path, parent: Path | None = None) -> str:
+    """Hash of everything training depends on: a checkpoint resumes only a run with the same
+    (the parent too: trainer.init_from's alias may have moved)."""
     h = hashlib.sha256()
     settings = OmegaConf.to_container(OmegaConf.create({k: OmegaConf.select(cfg, k) for k in KEYS}), resolve=True)
     h.update(json.dumps(settings, sort_keys=True).encode())
-    for path in sorted(data.glob("train.*")) + sorted(data.glob("valid.*")) + sorted(tokenizer.glob("*.model")):
+    parents = [parent / "parent.json"] if parent is not None and (parent / "parent.json").exists() else []
+    for path in sorted(data.glob("train.*")) + sorted(data.glob("valid.*")) + sorted(tokenizer.glob("*.model")) + parents:
         h.update(path.name.encode())
         with open(path, "rb") as f:  # read in blocks: memory stays flat in the corpus size
             h.update(hashlib.file_digest(f, "sha256").digest())
