@@ -46,7 +46,7 @@ from iwslt_fixtures import TEST_SETS, build_iwslt_archive  # noqa: E402
 from multi30k import DEFAULT_DATA, cpu_model, log  # noqa: E402
 from parallel import copy_repo, loadavg, sh  # noqa: E402
 
-STAGES = ("check", "download", "prepare", "tokenizer", "encode", "train", "evaluate", "track")
+STAGES = ("check", "download", "prepare", "parent", "tokenizer", "encode", "train", "evaluate", "track")
 
 
 def build_corpus(data: Path, folder: Path, copies: int) -> dict:
