@@ -107,7 +107,7 @@ def run_iwslt(args, env: dict, work: Path) -> dict:
         row["stages"][stage] = run_stage(stage, repo, env, log_dir)
         log(f"  iwslt {stage}: {row['stages'][stage]['seconds']:.1f} s, anon {row['stages'][stage]['anon_mib']:.0f} MiB")
     meta = json.loads((repo / "data/encoded/meta.json").read_text())
-    train = json.loads((repo / "metrics/train.json").read_text())
+    train = {**json.loads((repo / "metrics/train.json").read_text()), **json.loads((repo / "data/train/timing.json").read_text())}
     prepared = json.loads((repo / "metrics/prepare.json").read_text())
     row.update(prepare=prepared, tgt_tokens=meta["tokens"]["train.tgt"], train_metrics=train, load_after=loadavg())
     tok_s = train["train_tgt_tokens_per_s"]
