@@ -108,7 +108,7 @@ def test_the_model_is_a_logged_model_of_its_run_with_its_test_scores(origin):
 def test_promote_moves_the_alias_on_purpose_and_names_what_is_wrong(origin):
     mlc, repo, env = origin["mlc"], origin["repo"], run_env(MLFLOW_TRACKING_URI=origin["db"])
     assert f"models:/{NAME}@champion -> version 1 in sqlite:///" in origin["promoted"]
-    assert mlc.get_model_version_by_alias(NAME, "champion").version == "1"
+    assert str(mlc.get_model_version_by_alias(NAME, "champion").version) == "1"
     again = sh([sys.executable, "-m", "seq2seq", "promote", "1", "--alias", "staging"], cwd=repo, env=env)
     assert f"models:/{NAME}@staging -> version 1 in" in again.stdout and "(was" not in again.stdout
     moved = sh([sys.executable, "-m", "seq2seq", "promote", "1", "--alias", "staging"], cwd=repo, env=env)
@@ -117,7 +117,7 @@ def test_promote_moves_the_alias_on_purpose_and_names_what_is_wrong(origin):
     for args, says in ((["99"], f"models:/{NAME}/99: not in"), (["1", "--name", "nope"], "models:/nope/1: not in")):
         bad = sh([sys.executable, "-m", "seq2seq", "promote", *args], cwd=repo, env=env, check=False)
         assert bad.returncode == 1 and says in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
-    assert mlc.get_model_version_by_alias(NAME, "champion").version == "1"
+    assert str(mlc.get_model_version_by_alias(NAME, "champion").version) == "1"
     mlc.delete_registered_model_alias(NAME, "staging")
 
 
@@ -282,7 +282,8 @@ def test_a_run_fine_tuned_from_the_champion_starts_where_the_parent_ended(origin
     clone = origin["tmp"] / "child"
     sh(["git", "clone", "-q", str(origin["repo"]), str(clone)], cwd=origin["tmp"])
     parent = mlc.get_model_version_by_alias(NAME, "champion")
-    parent_files = Path(mlflow_download(f"models:/{NAME}/{parent.version}", origin["tmp"] / "parent-files", origin["db"]))
+    where = mlc.get_model_version_download_uri(NAME, str(parent.version))
+    parent_files = Path(mlflow_download(where, origin["tmp"] / "parent-files", origin["db"]))
     smoke = json.loads((origin["repo"] / "metrics/train.json").read_text())  # the parent's training
     archive = yaml.safe_load((origin["repo"] / "params.yaml").read_text())["data"]
     data = ["-S", f"data.archive={archive['archive']}", "-S", f"data.md5.de-en={archive['md5']['de-en']}"]

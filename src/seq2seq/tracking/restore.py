@@ -81,8 +81,9 @@ def fetch_version(model_uri: str, tracking_uri: str, out: Path) -> dict:
     name = model_uri.removeprefix("models:/").replace("@", "/").split("/")[0]
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{mv.version}", dst_path=tmp,
-                                                             tracking_uri=tracking_uri)) / "artifacts"
+            # the version's own files, through this store (a models:/ URI would go through the default one)
+            where = runs.client(tracking_uri).get_model_version_download_uri(name, str(mv.version))
+            local = Path(mlflow.artifacts.download_artifacts(where, dst_path=tmp, tracking_uri=tracking_uri)) / "artifacts"
         except Exception as e:  # noqa: BLE001 - MlflowException, OSError: the artifacts cannot be read
             raise Seq2SeqError(f"{model_uri}: its files cannot be fetched from {redact(tracking_uri)} ({runs.first_line(e)})") from None
         if not (local / "model.ckpt").is_file() or not all((local / "tokenizer" / f"{s}.model").is_file() for s in ("src", "tgt")):
