@@ -12,9 +12,9 @@ import contextlib
 from pathlib import Path
 from typing import Callable, Iterator
 
-from tqdm import tqdm
 
 from seq2seq.io import line_writer, one_line
+from seq2seq.progress import progress
 
 Pair = tuple[str, str]
 SPLITS = ("train", "valid", "test")
@@ -36,8 +36,7 @@ def keep_pair(src_words: list[str], tgt_words: list[str], min_len: int = 1, max_
 def moses_words(lines: list[str], lang: str, what: str) -> list[list[str]]:
     """The tokens tokenizer.perl -l {lang} (escaping on, no -a) makes of each line."""
     tokenize = moses_tokenizer(lang)
-    return [tokenize(line) for line in tqdm(lines, desc=f"moses {what}", unit="line", mininterval=2,
-                                            disable=len(lines) < 10_000)]
+    return [tokenize(line) for line in progress(lines, desc=f"moses {what}", unit="line", disable=len(lines) < 10_000)]
 
 
 def moses_tokenizer(lang: str) -> Callable[[str], list[str]]:

@@ -20,11 +20,11 @@ import logging
 import os
 from pathlib import Path
 
-from tqdm import tqdm
 
 from seq2seq.data.cleaning import keep_pair, moses_tokenizer, pair_writer, zip_pairs
 from seq2seq.data.iwslt import read_pair, read_train_tags, read_xml_segments
 from seq2seq.errors import DataError
+from seq2seq.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +70,7 @@ def prepare_iwslt(
     words_src, words_tgt = moses_tokenizer(src), moses_tokenizer(tgt)
     kept, counts = 0, {"train": 0, "valid": 0}
     with pair_writer(out, "train", src, tgt) as write_train, pair_writer(out, "valid", src, tgt) as write_valid:
-        for s, t in tqdm(raw_pairs, desc=f"moses train.tags.{pair}", unit="pair", mininterval=2,
-                         disable=len(raw_pairs) < 10_000):
+        for s, t in progress(raw_pairs, desc=f"moses train.tags.{pair}", unit="pair", disable=len(raw_pairs) < 10_000):
             if keep_pair(words_src(s), words_tgt(t), min_len, max_len, max_ratio):
                 kept += 1  # every valid_every-th kept pair (1-based) goes to valid
                 split = "train" if kept % valid_every else "valid"

@@ -20,11 +20,11 @@ from itertools import groupby
 from pathlib import Path
 
 import sentencepiece as spm
-from tqdm import tqdm
 
 from seq2seq.data.sentencepiece import load_sp
 from seq2seq.errors import ConfigError, DataError
 from seq2seq.inference.search import gnmt_penalty, max_length
+from seq2seq.progress import progress as show_progress
 from seq2seq.vocab import BOS_ID, PAD_ID
 
 
@@ -68,7 +68,7 @@ class CT2Translator:
         limit = {i: max_length(len(src_pieces[i]) + 1, max_len_a, max_len_b) for i in todo}
         groups = [list(g) for _, g in groupby(sorted(todo, key=lambda i: limit[i]), key=lambda i: limit[i])]
         suppress = [[self.sp_tgt.id_to_piece(PAD_ID)], [self.sp_tgt.id_to_piece(BOS_ID)]]
-        for group in tqdm(groups, desc="decode", unit="length", disable=not progress):
+        for group in show_progress(groups, desc="decode", unit="length", disable=not progress):
             n = limit[group[0]]
             results = self.translator.translate_batch(
                 [src_pieces[i] for i in group], max_batch_size=batch_size, beam_size=beam_size,

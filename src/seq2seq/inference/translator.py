@@ -19,11 +19,11 @@ from pathlib import Path
 
 import sentencepiece as spm
 import torch
-from tqdm import tqdm
 
 from seq2seq.data.sentencepiece import load_sp
 from seq2seq.errors import DataError
 from seq2seq.inference.search import beam_search, greedy_search
+from seq2seq.progress import progress as show_progress
 from seq2seq.models.builder import build_model
 from seq2seq.vocab import EOS_ID, PAD_ID
 
@@ -58,7 +58,7 @@ def translate_nbest(model, sp_src, sp_tgt, sentences: list[str], beam_size: int 
     ids = [s + [EOS_ID] for s in sp_src.encode(sentences, out_type=int)]
     out: list[list[tuple[str, float]]] = [[("", 0.0)] * n_best if not s.strip() else [] for s in sentences]
     order = sorted((i for i in range(len(ids)) if not out[i]), key=lambda i: len(ids[i]))
-    for start in tqdm(range(0, len(order), batch_size), desc="decode", unit="batch", disable=not progress):
+    for start in show_progress(range(0, len(order), batch_size), desc="decode", unit="batch", disable=not progress):
         chunk = order[start : start + batch_size]
         lens = torch.tensor([len(ids[i]) for i in chunk])  # [B]
         src = torch.full((len(chunk), int(lens.max())), PAD_ID, dtype=torch.long)  # [B, S]

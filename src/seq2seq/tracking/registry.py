@@ -34,7 +34,7 @@ SCORES = ("bleu", "chrf", "ter", "bleu_tok_lc")
 PACKAGE = Path(__file__).resolve().parents[1]
 # The files and folders of the package that the served model imports, and nothing of the training
 # stack (test_registry checks that nothing else is needed).
-INFERENCE_MODULES = ("__init__.py", "errors.py", "vocab.py", "models", "inference", "data/__init__.py",
+INFERENCE_MODULES = ("__init__.py", "errors.py", "vocab.py", "progress.py", "models", "inference", "data/__init__.py",
                      "data/sentencepiece.py")
 
 
