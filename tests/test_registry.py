@@ -87,6 +87,7 @@ def test_the_model_is_a_logged_model_of_its_run_with_its_test_scores(origin):
     (model,) = mlc.search_logged_models([run.info.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'")
     assert model.name == "model" and model.status == LoggedModelStatus.READY and model.model_type == "seq2seq"
     assert version.source == f"models:/{model.model_id}"
+    assert json.loads(model.tags["mlflow.modelVersions"]) == [{"name": NAME, "version": 1}]  # the model's page lists it
     assert [o.model_id for o in run.outputs.model_outputs] == [model.model_id]
     scores = {m.key: m.value for m in model.metrics}
     assert scores == {f"test_{k}": test[k] for k in ("bleu", "chrf", "ter", "bleu_tok_lc")}

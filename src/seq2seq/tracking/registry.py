@@ -206,8 +206,22 @@ def log_model(mlc, run_id: str, cfg, checkpoint: Path, tokenizer: Path, params_f
     made = mlc.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
     version = made[0] if made else mlc.create_model_version(
         name, source=f"models:/{model_id}", run_id=run_id, tags=version_tags, model_id=model_id)
+    link_version(mlc, model_id, name, version.version)
     mlc.set_tag(run_id, "seq2seq.registered_model", f"models:/{name}/{version.version}")
     return f"models:/{name}/{version.version}"
+
+
+def link_version(mlc, model_id: str, name: str, version) -> None:
+    """Name the version on the LoggedModel (its tag `mlflow.modelVersions`, as MLflow's own registration
+    sets it), so that the model's page lists the versions made from it."""
+    import json
+
+    from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
+
+    listed = json.loads(mlc.get_logged_model(model_id).tags.get(MLFLOW_MODEL_VERSIONS) or "[]")
+    entry = {"name": name, "version": int(version)}
+    if entry not in listed:
+        mlc.set_logged_model_tags(model_id, {MLFLOW_MODEL_VERSIONS: json.dumps([*listed, entry])})
 
 
 def promote(mlc, name: str, version: str, alias: str = CHAMPION) -> str | None:
