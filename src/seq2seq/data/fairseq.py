@@ -22,8 +22,9 @@ from pathlib import Path
 
 
 from seq2seq.data.cleaning import keep_pair, moses_tokenizer, pair_writer, zip_pairs
-from seq2seq.data.iwslt import read_pair, read_train_tags, read_xml_segments
+from seq2seq.data.iwslt import iter_pair, read_pair, read_train_tags, read_xml_segments
 from seq2seq.errors import DataError
+from seq2seq.io import one_line
 from seq2seq.progress import progress
 
 log = logging.getLogger(__name__)
@@ -59,18 +60,19 @@ def prepare_iwslt(
     max_ratio: float = 1.5, valid_every: int = 23,
 ) -> dict:
     """out/{train,valid,test}.{src,tgt} from <raw>/{src}-{tgt}/ in the official layout (see the
-    module docstring); returns the stats. The training pairs are read and checked for alignment talk
-    by talk at once (IWSLT'14's size), then tokenized, filtered and written a pair at a time."""
+    module docstring); returns the stats. The training pairs are read, checked for alignment, tokenized,
+    filtered and written a pair at a time: memory stays flat in the size of train.tags."""
     pair = f"{src}-{tgt}"
     folder = Path(raw) / pair
     if not folder.is_dir():
         raise DataError(f"{folder}: not found (run the download stage first)")
     tags = [folder / f"train.tags.{pair}.{lang}" for lang in (src, tgt)]
-    raw_pairs = zip_pairs(*read_pair(*tags, read_train_tags))
     words_src, words_tgt = moses_tokenizer(src), moses_tokenizer(tgt)
-    kept, counts = 0, {"train": 0, "valid": 0}
+    raw, kept, counts = 0, 0, {"train": 0, "valid": 0}
     with pair_writer(out, "train", src, tgt) as write_train, pair_writer(out, "valid", src, tgt) as write_valid:
-        for s, t in progress(raw_pairs, desc=f"moses train.tags.{pair}", unit="pair", disable=len(raw_pairs) < 10_000):
+        for s, t in progress(iter_pair(*tags, read_train_tags), desc=f"moses train.tags.{pair}", unit="pair"):
+            raw += 1
+            s, t = one_line(s), one_line(t)
             if keep_pair(words_src(s), words_tgt(t), min_len, max_len, max_ratio):
                 kept += 1  # every valid_every-th kept pair (1-based) goes to valid
                 split = "train" if kept % valid_every else "valid"
@@ -86,7 +88,7 @@ def prepare_iwslt(
             for seg in segs:
                 write(seg)
             test_sets[name] = len(segs)
-    stats = {"train_raw": len(raw_pairs), "train_filtered_out": len(raw_pairs) - kept, **counts,
+    stats = {"train_raw": raw, "train_filtered_out": raw - kept, **counts,
              "test": sum(test_sets.values()), "test_sets": test_sets, "test_sets_unused": ", ".join(unused)}
     settings = {"min_len": min_len, "max_len": max_len, "max_ratio": max_ratio, "valid_every": valid_every}
     expected = FAIRSEQ_COUNTS.get(pair)

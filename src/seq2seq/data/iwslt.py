@@ -42,15 +42,16 @@ Pairing (read_pair)
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import Callable, Iterator, NamedTuple
 from xml.parsers import expat
 
 from seq2seq.errors import DataError, DownloadError
-from seq2seq.io import read_bytes, read_lines
+from seq2seq.io import iter_lines, read_bytes, read_lines
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +85,11 @@ def read_train_tags(path: str | os.PathLike) -> list[str]:
     return [s.text for s in train_tags_segments(path)]
 
 
-def train_tags_segments(path: str | os.PathLike) -> list[Segment]:
-    """read_train_tags with lines and keys ("talk", number, talkid); see the module docstring."""
-    out, talk = [], ("talk", 0, None)
-    for n, line in enumerate(read_lines(path), start=1):
+def train_tags_segments(path: str | os.PathLike) -> Iterator[Segment]:
+    """read_train_tags with lines and keys ("talk", number, talkid), a line at a time; see the module
+    docstring."""
+    talk = ("talk", 0, None)
+    for n, line in enumerate(iter_lines(path), start=1):
         if any(tag in line for tag in META):
             m = _TALKID.search(line)
             if m:
@@ -95,8 +97,7 @@ def train_tags_segments(path: str | os.PathLike) -> list[Segment]:
             continue
         for tag in TEXT_TAGS:
             line = line.replace(tag, "")
-        out.append(Segment(line.strip(), n, talk))
-    return out
+        yield Segment(line.strip(), n, talk)
 
 
 # --- XML sets --------------------------------------------------------------------------------
@@ -254,35 +255,47 @@ def read_pair(
     for path in (path_src, path_tgt):
         if not Path(path).is_file():
             raise DataError(f"{path}: not found")
-    keyed = _KEYED.get(reader)
-    if keyed is None:
-        src, tgt = reader(path_src), reader(path_tgt)
-        if len(src) != len(tgt):
-            raise DataError(
-                f"misaligned pair: {path_src} has {len(src)} segments but {path_tgt} has {len(tgt)}"
-            )
+    if reader in _KEYED:
+        src, tgt = [], []
+        for a, b in iter_pair(path_src, path_tgt, reader):
+            src.append(a)
+            tgt.append(b)
         return src, tgt
-    a, b = keyed(path_src), keyed(path_tgt)
-    first = next((i for i, (x, y) in enumerate(zip(a, b)) if x.key != y.key), None)
-    if len(a) != len(b):
-        if first is None:
-            first = min(len(a), len(b))
-        raise DataError(
-            f"misaligned pair: {path_src} has {len(a)} segments but {path_tgt} has {len(b)}; "
-            f"first difference: {_where(path_src, a, first)} vs {_where(path_tgt, b, first)}"
-        )
-    if first is not None:
-        raise DataError(
-            f"misaligned pair: segment {first + 1} is {_where(path_src, a, first)} "
-            f"but {_where(path_tgt, b, first)}"
-        )
-    return [s.text for s in a], [s.text for s in b]
+    src, tgt = reader(path_src), reader(path_tgt)
+    if len(src) != len(tgt):
+        raise DataError(f"misaligned pair: {path_src} has {len(src)} segments but {path_tgt} has {len(tgt)}")
+    return src, tgt
 
 
-def _where(path, segs: list[Segment], i: int) -> str:
-    if i >= len(segs):
+def iter_pair(
+    path_src: str | os.PathLike,
+    path_tgt: str | os.PathLike,
+    reader: Callable[[str | os.PathLike], list[str]],
+) -> Iterator[tuple[str, str]]:
+    """read_pair for read_train_tags or read_xml_segments, a pair at a time: train.tags files are read
+    a line at a time, so memory stays flat in their size. The DataError for sides that do not pair up
+    (the same as read_pair's) comes when the first difference is reached, after the pairs before it."""
+    for path in (path_src, path_tgt):
+        if not Path(path).is_file():
+            raise DataError(f"{path}: not found")
+    a, b = iter(_KEYED[reader](path_src)), iter(_KEYED[reader](path_tgt))
+    done = 0
+    for x, y in itertools.zip_longest(a, b):
+        if x is None or y is None or x.key != y.key:
+            total_a = done + (x is not None) + sum(1 for _ in a)
+            total_b = done + (y is not None) + sum(1 for _ in b)
+            if total_a != total_b:
+                raise DataError(f"misaligned pair: {path_src} has {total_a} segments but {path_tgt} has {total_b}; "
+                                f"first difference: {_where(path_src, x)} vs {_where(path_tgt, y)}")
+            raise DataError(f"misaligned pair: segment {done + 1} is {_where(path_src, x)} but {_where(path_tgt, y)}")
+        yield x.text, y.text
+        done += 1
+
+
+def _where(path, seg: Segment | None) -> str:
+    if seg is None:
         return f"{path}: no more segments"
-    line, key = segs[i].line, segs[i].key
+    line, key = seg.line, seg.key
     if key[0] == "talk":
         what = f"talk {key[1]} (talkid {key[2]})" if key[1] else "before the first <talkid>"
     else:
