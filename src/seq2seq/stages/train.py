@@ -156,8 +156,13 @@ def run(cfg, data: Path, tokenizer: Path, encoded: Path, out: Path, metrics: Pat
         check_cpu_bf16_rnn(on_cpu, trainer.precision, model)
         if (message := slow_cpu_bf16_warning(on_cpu, trainer.precision)):
             warnings.warn(message, stacklevel=1)
-        if inherited is not None and resume is None:  # the parent on this run's valid set, before any step
-            init_scores = trainer.validate(module, datamodule=dm, verbose=False)[0]
+        if inherited is not None:  # the parent on this run's valid set, before any step (kept for a resumed run)
+            if resume is None:
+                init_scores = {"valid_bleu": float(trainer.validate(module, datamodule=dm, verbose=False)[0]["valid_bleu"])}
+                if rank_zero:
+                    write_json(state_dir / "init_scores.json", init_scores)
+            elif (state_dir / "init_scores.json").exists():
+                init_scores = json.loads((state_dir / "init_scores.json").read_text())
         trainer.fit(module, datamodule=dm, ckpt_path=str(state_dir / "last.ckpt") if resume else None)
         if not rank_zero:
             return
