@@ -2,7 +2,7 @@
 
 Stages never compose conf/ themselves: `dvc exp run -S` writes its overrides into params.yaml,
 so reading params.yaml is the only way every override is honoured (treeverse/dvc#10186).
-params.yaml reaches a user from git, `dvc exp apply` and `seq2seq.cli.restore`, so it is read as data
+params.yaml reaches a user from git, `dvc exp apply` and `seq2seq restore`, so it is read as data
 and checked (seq2seq.config.schema) before anything is imported or called.
 """
 

@@ -50,7 +50,7 @@ class CT2Translator:
         ctranslate2 = require_ctranslate2()
         model_dir = Path(model_dir)
         if not (model_dir / "model.bin").exists():
-            raise DataError(f"{model_dir}: not a CTranslate2 model folder (make one with `python -m seq2seq.cli.export`)")
+            raise DataError(f"{model_dir}: not a CTranslate2 model folder (make one with `seq2seq export`)")
         threads = threads or len(os.sched_getaffinity(0))
         translator = ctranslate2.Translator(str(model_dir), device=device, inter_threads=1, intra_threads=threads)
         return cls(translator, load_sp(model_dir, "src"), load_sp(model_dir, "tgt"))

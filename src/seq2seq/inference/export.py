@@ -1,11 +1,11 @@
 """Export a trained Transformer to CTranslate2, the engine NMT is deployed with on CPUs and GPUs.
 
     pip install -e ".[ctranslate2]"
-    python -m seq2seq.cli.export                      # data/train/checkpoints/best.ckpt -> data/export/ctranslate2
-    python -m seq2seq.cli.export --quantization int8 --out data/export/ctranslate2-int8
+    seq2seq export                      # data/train/checkpoints/best.ckpt -> data/export/ctranslate2
+    seq2seq export --quantization int8 --out data/export/ctranslate2-int8
 
 The folder holds CTranslate2's model.bin and vocabularies plus this project's two SentencePiece
-models (src.model, tgt.model), so it translates on its own (`seq2seq.cli.translate --engine
+models (src.model, tgt.model), so it translates on its own (`seq2seq translate --engine
 ctranslate2`, or ctranslate2.Translator directly). The conversion goes through CTranslate2's own
 Converter and TransformerSpec; only the weight mapping is ours:
 

@@ -3,7 +3,7 @@
     python -m seq2seq.stages.check --params params.yaml --out data/params.checked
 
 Every stage depends on this one, so DVC runs it first whenever params.yaml changes (a `-S`
-override, a hand edit, `dvc exp apply`, `seq2seq.cli.restore`): an unknown key, a bad value, code
+override, a hand edit, `dvc exp apply`, `seq2seq restore`): an unknown key, a bad value, code
 named in the file, an interpolation or a credential stops the pipeline here, naming the key,
 before any stage runs and before dvc.lock records anything (seq2seq.config). The output holds the
 same line whatever the params are, so that downstream stages rerun only for the keys they read.
