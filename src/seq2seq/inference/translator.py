@@ -28,18 +28,28 @@ from seq2seq.models.builder import build_model
 from seq2seq.vocab import EOS_ID, PAD_ID
 
 
-def load_model(checkpoint: str | Path) -> tuple[torch.nn.Module, dict]:
-    """Rebuild the model from a checkpoint alone, loading tensors only (no pickled code runs).
-    DataError naming the file when it is missing or not a checkpoint of this project's train stage."""
-    if not Path(checkpoint).exists():
-        raise DataError(f"{checkpoint}: checkpoint not found (run `dvc repro` first, or pass --checkpoint)")
+def read_checkpoint(checkpoint: str | Path, label: str | None = None, missing: str = "checkpoint not found") -> dict:
+    """A checkpoint of the train stage: its tensors and meta (`ckpt["seq2seq"]`), loaded without running any
+    pickled code. DataError starting with `label` (the path by default) when the file is missing (`missing`
+    says what to do) or is not such a checkpoint."""
+    label = str(checkpoint) if label is None else label
+    if not Path(checkpoint).is_file():
+        raise DataError(f"{label}: {missing}")
     try:
         ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        meta = ckpt["seq2seq"]
+        _ = ckpt["seq2seq"]["model"], ckpt["state_dict"]  # KeyError when not ours
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, KeyError, TypeError, IndexError):
         # Not PyTorch's reason: for a pickle holding more than tensors it says the file "can still be
         # loaded" with weights_only=False, which would run whatever code the pickle names.
-        raise DataError(f"{checkpoint}: not a checkpoint of this project's train stage") from None
+        raise DataError(f"{label}: not a checkpoint of this project's train stage") from None
+    return ckpt
+
+
+def load_model(checkpoint: str | Path) -> tuple[torch.nn.Module, dict]:
+    """Rebuild the model from a checkpoint alone (see read_checkpoint). DataError naming the file when it
+    is missing or not a checkpoint of this project's train stage."""
+    ckpt = read_checkpoint(checkpoint, missing="checkpoint not found (run `dvc repro` first, or pass --checkpoint)")
+    meta = ckpt["seq2seq"]
     model = build_model(meta["model"], meta["src_vocab_size"], meta["tgt_vocab_size"], source=str(checkpoint))
     state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()}
     model.load_state_dict(state)

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from seq2seq.errors import Seq2SeqError
+from seq2seq.inference.translator import read_checkpoint
 from seq2seq.io import redact
 from seq2seq.tracking import runs
 from seq2seq.tracking.lineage import INIT_FROM_TAG, LINEAGE_FILES, lineage_copy, lineage_tags, uncached_outs
@@ -44,7 +45,7 @@ def registered_name(cfg) -> str | None:
 
 def weights_only(checkpoint: Path, dest: Path) -> Path:
     """The checkpoint without optimizer and loop state: what seq2seq.inference.translator.load_model reads."""
-    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    ckpt = read_checkpoint(checkpoint)
     torch.save({"state_dict": ckpt["state_dict"], "seq2seq": ckpt["seq2seq"]}, dest)
     return dest
 

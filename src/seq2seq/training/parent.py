@@ -4,12 +4,12 @@ model configuration of this run, loaded into the new model. See seq2seq.stages.p
 from __future__ import annotations
 
 import json
-import pickle
 from pathlib import Path
 
 import torch
 
 from seq2seq.errors import ConfigError, DataError
+from seq2seq.inference.translator import read_checkpoint
 
 SIDES = ("src", "tgt")
 
@@ -22,14 +22,7 @@ def parent_tag(info: dict) -> str:
 
 def _load(checkpoint: Path) -> dict:
     """The checkpoint's tensors and meta (no pickled code runs); DataError naming the file otherwise."""
-    if not checkpoint.is_file():
-        raise DataError(f"trainer.init_from={checkpoint}: no such checkpoint")
-    try:
-        ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        _ = ckpt["seq2seq"]["model"], ckpt["state_dict"]  # KeyError when not ours
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, KeyError, TypeError, IndexError):
-        raise DataError(f"trainer.init_from={checkpoint}: not a checkpoint of this project's train stage") from None
-    return ckpt
+    return read_checkpoint(checkpoint, f"trainer.init_from={checkpoint}", missing="no such checkpoint")
 
 
 def from_checkpoint(checkpoint: Path, out: Path) -> dict:
