@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/multi30k.py [--data ../shared/data/multi30k] [--out benchmarks/results]
                                             [--only NAME ...] [--max-time MINUTES] [--extra-overrides K=V ...]
+                                            [--score-epochs]
 
 The corpus is used exactly as a user's own parallel files are (data=parallel): a folder of symlinks
 `{train,valid,test}.{de,en,fr}` → `train.*`, `val.*`, `test_2016_flickr.*` is made under --out (the
@@ -18,7 +19,9 @@ best checkpoint decodes the test set greedily and with beam 5, each timed and sc
 
 Writes <out>/results.json and <out>/results.md and prints the markdown table, which also holds the
 configurations earlier invocations ran into the same --out (so `--only NAME` one at a time builds the
-whole table). Timings are only comparable between runs made on the same, otherwise idle machine.
+whole table). With --score-epochs, the checkpoint after every epoch is kept (copied from the train stage's
+state as it goes) and each is scored on the test set with beam 5 too: scores at a fixed number of epochs,
+for runs that fit different numbers of epochs in one budget. Timings are only comparable between runs made on the same, otherwise idle machine.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -156,6 +160,37 @@ def run_stage(name: str, cmd: list[str], cwd: Path, env: dict, logs: Path) -> di
     return {"seconds": round(seconds, 2), "peak_rss_mib": round(rss_mib, 1) if maxrss is not None else None}
 
 
+class EpochCheckpoints(threading.Thread):
+    """While the train stage runs: a copy of its `last.ckpt` (rewritten after each epoch) into `dest`, as
+    001.ckpt, 002.ckpt, …, each once it is written (the same size and time over two polls)."""
+
+    def __init__(self, last: Path, dest: Path, poll: float = 1.0):
+        super().__init__(daemon=True)
+        self.last, self.dest, self.poll, self.done = last, dest, poll, threading.Event()
+
+    def run(self) -> None:
+        copied, pending = set(), None
+        while not self.done.wait(self.poll):
+            try:
+                st = self.last.stat()
+            except OSError:
+                pending = None
+                continue
+            key = (st.st_mtime_ns, st.st_size)
+            if key not in copied and key == pending:
+                self.dest.mkdir(parents=True, exist_ok=True)
+                try:
+                    shutil.copyfile(self.last, self.dest / f"{len(copied) + 1:03d}.ckpt")
+                    copied.add(key)
+                except OSError:  # removed meanwhile: the stage has finished
+                    pass
+            pending = key
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join()
+
+
 def read_json(path: Path) -> dict:
     try:
         return json.loads(path.read_text())
@@ -211,7 +246,8 @@ def load_trained(work: Path):
     return cfg, model, sp_src, sp_tgt, sources, refs
 
 
-def run_config(name: str, overrides: list[str], src: str, tgt: str, work: Path, env: dict) -> dict:
+def run_config(name: str, overrides: list[str], src: str, tgt: str, work: Path, env: dict,
+               score_epochs: bool = False) -> dict:
     row: dict = {"config": name, "direction": f"{src}→{tgt}", "overrides": overrides, "status": "ok",
                  "work_dir": str(work), "stages": {}}
     py = sys.executable
@@ -223,12 +259,13 @@ def run_config(name: str, overrides: list[str], src: str, tgt: str, work: Path, 
                       "--cache-dir", W(".downloads")]),
         ("prepare", [py, "-m", "seq2seq.stages.prepare", "--params", str(params), "--raw", W("raw"), "--out", W("prepared"),
                      "--stats", W("metrics/prepare.json")]),
+        ("parent", [py, "-m", "seq2seq.stages.parent", "--params", str(params), "--out", W("parent")]),
         ("tokenizer", [py, "-m", "seq2seq.stages.tokenizer", "--params", str(params), "--data", W("prepared"),
-                       "--out", W("tokenizer")]),
+                       "--parent", W("parent"), "--out", W("tokenizer")]),
         ("encode", [py, "-m", "seq2seq.stages.encode", "--params", str(params), "--data", W("prepared"),
                     "--tokenizer", W("tokenizer"), "--out", W("encoded")]),
         ("train", [py, "-m", "seq2seq.stages.train", "--params", str(params), "--data", W("prepared"),
-                   "--tokenizer", W("tokenizer"), "--encoded", W("encoded"), "--out", W("train"),
+                   "--tokenizer", W("tokenizer"), "--encoded", W("encoded"), "--parent", W("parent"), "--out", W("train"),
                    "--metrics", W("metrics/train.json"), "--state", W(".train_state"), "--history", W("plots/history.csv")]),
         ("evaluate", [py, "-m", "seq2seq.stages.evaluate", "--params", str(params), "--data", W("prepared"),
                       "--tokenizer", W("tokenizer"), "--checkpoints", W("train/checkpoints"),
@@ -245,6 +282,9 @@ def run_config(name: str, overrides: list[str], src: str, tgt: str, work: Path, 
     pipeline_start = time.perf_counter()
     for stage, cmd in stages:
         log(f"[{name}] {stage} ...")
+        keeper = EpochCheckpoints(work / ".train_state" / "last.ckpt", work / "epochs") if score_epochs and stage == "train" else None
+        if keeper:
+            keeper.start()
         try:
             result = run_stage(stage, cmd, work, env, logs)
         except StageFailed as e:
@@ -259,6 +299,9 @@ def run_config(name: str, overrides: list[str], src: str, tgt: str, work: Path, 
                 elif errors:
                     e = StageFailed("config", f"{' / '.join(errors)} (full output: {logs / 'config.err'})")
             raise e
+        finally:
+            if keeper:
+                keeper.stop()
         row["stages"][stage] = result
         log(f"[{name}] {stage}: {result['seconds']:.1f} s, peak RSS {fmt(result['peak_rss_mib'], 0)} MiB")
         if stage == "config":
@@ -306,9 +349,39 @@ def run_config(name: str, overrides: list[str], src: str, tgt: str, work: Path, 
             row["bleu_signature"], row["chrf_signature"] = scores["bleu_signature"], scores["chrf_signature"]
             (work / f"hyps.{label}.txt").write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
             log(f"[{name}] decode {label}: {seconds:.1f} s, BLEU {scores['bleu']:.2f}, chrF {scores['chrf']:.2f}")
+        if score_epochs:
+            row["epoch_scores"] = epoch_scores(name, work, cfg, sources, refs, tgt)
     except Exception:  # noqa: BLE001 - reported as this configuration's failure
         raise StageFailed("decode", tail(traceback.format_exc())) from None
     return row
+
+
+def epoch_scores(name: str, work: Path, cfg, sources: list[str], refs: list[str], tgt: str) -> list[dict]:
+    """Beam-5 test scores of each checkpoint kept after an epoch (EpochCheckpoints) and of the last one,
+    decoded as above: [{"epoch", "step", "bleu_beam5", "chrf_beam5"}], in training order."""
+    from seq2seq.data.sentencepiece import load_sp
+    from seq2seq.errors import DataError
+    from seq2seq.inference.translator import load_model, read_checkpoint, translate
+    from seq2seq.metrics import score
+
+    sp_src, sp_tgt = load_sp(work / "tokenizer", "src"), load_sp(work / "tokenizer", "tgt")
+    d, seen, out = cfg.decode, set(), []
+    for path in [*sorted((work / "epochs").glob("*.ckpt")), work / "train" / "checkpoints" / "last.ckpt"]:
+        try:
+            ckpt = read_checkpoint(path)
+        except DataError as e:  # a copy caught half-written
+            log(f"[{name}] skipped {path}: {e}")
+            continue
+        epoch, step = ckpt["epoch"] + 1, ckpt["global_step"]
+        if step in seen:
+            continue
+        seen.add(step)
+        model, _ = load_model(path)
+        hyps = translate(model, sp_src, sp_tgt, sources, BEAM, d.length_penalty, d.max_len_a, d.max_len_b, d.batch_size)
+        scores = score(hyps, refs, tgt)
+        out.append({"epoch": epoch, "step": step, f"bleu_beam{BEAM}": scores["bleu"], f"chrf_beam{BEAM}": scores["chrf"]})
+        log(f"[{name}] epoch {epoch} (step {step}): beam {BEAM} BLEU {scores['bleu']:.2f}, chrF {scores['chrf']:.2f}")
+    return out
 
 
 # --- report ----------------------------------------------------------------------------------
@@ -350,6 +423,12 @@ def table(rows: list[dict]) -> str:
     for r in failed:
         first = (r.get("error") or "").strip().splitlines()
         lines.append(f"\n{r['config']} failed at stage {r.get('failed_stage')}: {first[0] if first else ''}")
+    scored = [r for r in rows if r.get("epoch_scores")]
+    if scored:
+        lines += ["", f"Test scores after each epoch (beam {BEAM}; the last row of a run may be a part of an epoch):", "",
+                  f"| config | epoch | step | BLEU beam{BEAM} | chrF beam{BEAM} |", "| --- | ---: | ---: | ---: | ---: |"]
+        lines += [f"| {r['config']} | {e['epoch']} | {e['step']:,} | {e[f'bleu_beam{BEAM}']:.2f} | {e[f'chrf_beam{BEAM}']:.2f} |"
+                  for r in scored for e in r["epoch_scores"]]
     return "\n".join(lines)
 
 
@@ -401,6 +480,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="Hydra overrides added to every configuration (e.g. trainer.batch_tokens=2000)")
     # Hidden: replaces the recipe (experiment=..., model=...) of every configuration, for a quick trial
     # of the benchmark itself, e.g. --recipe-override experiment=smoke.
+    parser.add_argument("--score-epochs", action="store_true",
+                        help="keep the checkpoint after every epoch and score each on the test set (beam 5)")
     parser.add_argument("--recipe-override", nargs="+", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -435,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"\n=== {name} ({src}→{tgt}): {' '.join(overrides)}")
         start = time.perf_counter()
         try:
-            row = run_config(name, overrides, src, tgt, work, env)
+            row = run_config(name, overrides, src, tgt, work, env, args.score_epochs)
         except StageFailed as e:
             row = {"config": name, "direction": f"{src}→{tgt}", "overrides": overrides, "status": "failed",
                    "failed_stage": e.stage, "error": e.message, "work_dir": str(work)}
