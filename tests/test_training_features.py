@@ -14,7 +14,7 @@ from seq2seq.errors import ConfigError
 from seq2seq.models.builder import build_model
 from seq2seq.models.dropout import Dropout
 from seq2seq.training import hardware
-from seq2seq.training.callbacks import KeepLastWeights, ReseedEachStep, micro_batch_seed
+from seq2seq.training.callbacks import KeepLastWeights, ReseedEachStep, epoch_checkpoints, micro_batch_seed
 from seq2seq.training.hardware import slow_cpu_bf16_warning
 from seq2seq.training.module import TranslationModule
 
@@ -360,6 +360,42 @@ def fit_recording(max_epochs: int, state, resume: bool = False) -> MaskRecorder:
                                                   "|exists and is not empty).*")
         trainer.fit(module, ckpt_path=str(state / "last.ckpt") if resume else None)
     return module
+
+
+class ScriptedBleu(L.LightningModule):
+    """Validation reports valid_bleu from a script, one value an epoch."""
+
+    def __init__(self, bleu: list[float]):
+        super().__init__()
+        self.w, self.bleu = torch.nn.Parameter(torch.ones(4)), bleu
+
+    def training_step(self, batch, batch_idx):
+        return (self.w * batch[0]).sum()
+
+    def validation_step(self, batch, batch_idx):
+        self.log("valid_bleu", self.bleu[self.current_epoch])
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    def train_dataloader(self):
+        return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.ones(3, 4)), batch_size=1)
+
+    val_dataloader = train_dataloader
+
+
+def test_last_checkpoint_is_the_last_epoch_even_when_it_did_not_improve(tmp_path):
+    """What a killed run resumes from and `decode.checkpoint=last` decodes: the last epoch, not the best."""
+    trainer = L.Trainer(max_epochs=4, accelerator="cpu", logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, num_sanity_val_steps=0, callbacks=[*epoch_checkpoints(tmp_path)],
+                        default_root_dir=tmp_path)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*(does not have many workers|smaller than the logging interval).*")
+        trainer.fit(ScriptedBleu([1.0, 3.0, 2.0, 2.5]))
+    read = lambda name: torch.load(tmp_path / name, map_location="cpu", weights_only=True)  # noqa: E731
+    assert sorted(p.name for p in tmp_path.glob("*.ckpt")) == ["best.ckpt", "last.ckpt"]
+    assert (read("last.ckpt")["epoch"], read("last.ckpt")["global_step"]) == (3, 12)
+    assert (read("best.ckpt")["epoch"], read("best.ckpt")["global_step"]) == (1, 6)
 
 
 def test_micro_batches_of_one_optimizer_step_draw_different_dropout_masks(tmp_path):

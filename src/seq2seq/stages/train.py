@@ -26,7 +26,7 @@ from pathlib import Path
 import lightning as L
 import torch
 from lightning.pytorch.accelerators import CPUAccelerator
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping
 from omegaconf import OmegaConf
 
 from seq2seq.command import run_stage
@@ -37,7 +37,7 @@ from seq2seq.threads import rebalance
 from seq2seq.tracking import runs
 from seq2seq.tracking.lineage import INIT_FROM_TAG
 from seq2seq.training.callbacks import (AttentionMaps, EpochProgressBar, History, KeepLastWeights, Progress,
-                                        ReseedEachStep, SaveModelConfig, ThreadBudget, Throughput)
+                                        ReseedEachStep, SaveModelConfig, ThreadBudget, Throughput, epoch_checkpoints)
 from seq2seq.training.datamodule import TranslationDataModule
 from seq2seq.training.hardware import (check_cpu_bf16_rnn, is_rank_zero, set_onednn_cache_capacity,
                                        slow_cpu_bf16_warning, threads_tag)
@@ -128,11 +128,9 @@ def run(cfg, data: Path, tokenizer: Path, encoded: Path, out: Path, metrics: Pat
     start = time.time()
     # Checkpoints live in `state_dir`, outside DVC's outputs, so that a killed run resumes.
     # Saved at the end of each training epoch, after every other callback: a resumed run restarts
-    # exactly at an epoch boundary with all state (history, averaging, schedulers) in step.
-    checkpoint = ModelCheckpoint(dirpath=state_dir, filename="best", monitor="valid_bleu", mode="max",
-                                 save_top_k=1, save_last=True, enable_version_counter=False,
-                                 save_on_train_epoch_end=True)
-    callbacks = [checkpoint, history, throughput, threads, Progress(throughput), SaveModelConfig(meta), ReseedEachStep(cfg.seed),
+    # at the last epoch's end with all state (history, averaging, schedulers) in step.
+    checkpoint, last = epoch_checkpoints(state_dir)
+    callbacks = [checkpoint, last, history, throughput, threads, Progress(throughput), SaveModelConfig(meta), ReseedEachStep(cfg.seed),
                  EarlyStopping("valid_bleu", mode="max", patience=t.early_stopping_patience),
                  AttentionMaps(map_sources, dm.sp_src, dm.sp_tgt, state_dir / "attention",
                                cfg.decode.max_len_a, cfg.decode.max_len_b)]

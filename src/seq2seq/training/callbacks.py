@@ -1,5 +1,5 @@
-"""Lightning callbacks of the train stage: curves, throughput, thread budget, progress lines, weights
-averaging, attention maps."""
+"""Lightning callbacks of the train stage: checkpoints, curves, throughput, thread budget, progress lines,
+weights averaging, attention maps."""
 
 from __future__ import annotations
 
@@ -12,11 +12,23 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, RichProgressBar
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichProgressBar
 
 from seq2seq import threads
 
 HISTORY_COLUMNS = ["epoch", "step", "train_loss", "valid_loss", "valid_ppl", "valid_bleu", "lr"]
+
+
+def epoch_checkpoints(state_dir: Path) -> tuple[ModelCheckpoint, ModelCheckpoint]:
+    """`best.ckpt` (highest valid BLEU so far) and `last.ckpt` (every epoch) in `state_dir`, written at the end of
+    each training epoch. Two callbacks: since Lightning 2.6 one ModelCheckpoint's `save_last` writes last.ckpt only
+    when it also saved a best one, so a resumed run (or `decode.checkpoint=last`) would go back to the last epoch
+    that improved."""
+    best = ModelCheckpoint(dirpath=state_dir, filename="best", monitor="valid_bleu", mode="max", save_top_k=1,
+                           enable_version_counter=False, save_on_train_epoch_end=True)
+    last = ModelCheckpoint(dirpath=state_dir, filename="last", monitor=None, save_top_k=1,
+                           enable_version_counter=False, save_on_train_epoch_end=True)
+    return best, last
 
 
 class History(Callback):
