@@ -229,6 +229,29 @@ def test_compiled_loss_equals_the_eager_loss_and_its_gradient_for_every_shape(bf
         assert grads[0].abs().sum() > 0 and grads[0][0, -2:].abs().sum() == 0  # padding gets no gradient
 
 
+@pytest.mark.parametrize("bf16", [False, True])
+def test_compiled_rdrop_kl_equals_the_eager_one_and_its_gradients_for_every_shape(bf16):
+    from seq2seq.training.module import compiled_symmetric_kl, symmetric_kl
+
+    generator = torch.Generator().manual_seed(0)
+    for B, T in [(5, 7), (3, 11), (8, 2)]:
+        a, b = ((torch.randn(B, T, 50, generator=generator) * 3).requires_grad_() for _ in range(2))
+        target = torch.randint(1, 50, (B, T), generator=generator)
+        target[0, -2:] = 0  # padding, ignored
+        grads, kls = [], []
+        for fn in (symmetric_kl, compiled_symmetric_kl()):
+            a.grad = b.grad = None
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                kl = fn(a.to(torch.bfloat16) if bf16 else a, b.to(torch.bfloat16) if bf16 else b, target, 0)
+            kl.backward()
+            kls.append(kl.item())
+            grads.append((a.grad.clone(), b.grad.clone()))
+        assert kls[0] > 0 and kls[1] == pytest.approx(kls[0], rel=1e-5)
+        for got, want in zip(grads[1], grads[0]):
+            torch.testing.assert_close(got, want, rtol=1e-2 if bf16 else 1e-5, atol=1e-6)
+            assert want.abs().sum() > 0 and want[0, -2:].abs().sum() == 0  # padding gets no gradient
+
+
 def test_training_falls_back_to_the_eager_loss_with_a_warning_when_compiling_fails(tmp_path):
     import os
     import subprocess

@@ -33,7 +33,8 @@ def symmetric_kl(logits_a: torch.Tensor, logits_b: torch.Tensor, target: torch.T
     log_a = F.log_softmax(logits_a.float(), dim=-1)  # [B, T, V]
     log_b = F.log_softmax(logits_b.float(), dim=-1)
     kl = (log_a.exp() * (log_a - log_b)).sum(-1) + (log_b.exp() * (log_b - log_a)).sum(-1)  # [B, T]
-    return 0.5 * kl[target != pad_id].mean()
+    keep = (target != pad_id).to(kl.dtype)  # [B, T]; a product, not a boolean index: one graph for torch.compile
+    return 0.5 * (kl * keep).sum() / keep.sum()
 
 
 @functools.cache
@@ -46,6 +47,13 @@ def compiled_sequence_loss() -> Callable[..., torch.Tensor]:
     equal to 1e-6 (README, "Training options"). The first call compiles, about 5 s.
     """
     return torch.compile(sequence_loss, dynamic=True)
+
+
+@functools.cache
+def compiled_symmetric_kl() -> Callable[..., torch.Tensor]:
+    """`symmetric_kl` through torch.compile, as `compiled_sequence_loss`: R-Drop's KL is as many passes over
+    two [B, T, V] logits."""
+    return torch.compile(symmetric_kl, dynamic=True)
 
 
 class TranslationModule(L.LightningModule):
@@ -79,14 +87,20 @@ class TranslationModule(L.LightningModule):
         target = batch.tgt_out if target is None else target
         if logits is None:
             logits = self.model(batch.src, batch.src_lens, batch.tgt_in)  # [B, T, V]
-        if compiled:
+        return self._compiled_or_eager(compiled, compiled_sequence_loss, sequence_loss,
+                                       logits, target, self.model.pad_id, label_smoothing)
+
+    def _compiled_or_eager(self, compiled: bool, compiled_fn: Callable, eager_fn: Callable, *args) -> torch.Tensor:
+        """compiled_fn()(*args) when compiled, else (and, with a warning, from then on when compiling fails)
+        eager_fn(*args)."""
+        if compiled and self.compile_loss:
             try:
-                return compiled_sequence_loss()(logits, target, self.model.pad_id, label_smoothing)
+                return compiled_fn()(*args)
             except torch._dynamo.exc.BackendCompilerFailed as e:  # e.g. no C++ compiler on this machine
                 warnings.warn(f"trainer.compile_loss=true but torch.compile failed, the loss runs eagerly: "
                               f"{str(e).strip().splitlines()[0][:200]}", stacklevel=1)
                 self.compile_loss = False
-        return sequence_loss(logits, target, self.model.pad_id, label_smoothing)
+        return eager_fn(*args)
 
     def _rdrop_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(objective, mean cross-entropy of the two passes, symmetric KL). The batch goes through the
@@ -96,7 +110,8 @@ class TranslationModule(L.LightningModule):
         logits = self.model(twice(batch.src), twice(batch.src_lens), twice(batch.tgt_in))  # [2B, T, V]
         ce = self._loss(batch, self.label_smoothing, self.compile_loss, logits=logits, target=twice(batch.tgt_out))
         half = batch.src.size(0)
-        kl = symmetric_kl(logits[:half], logits[half:], batch.tgt_out, self.model.pad_id)
+        kl = self._compiled_or_eager(self.compile_loss, compiled_symmetric_kl, symmetric_kl,
+                                     logits[:half], logits[half:], batch.tgt_out, self.model.pad_id)
         return 2 * ce + self.rdrop_alpha * kl, ce, kl
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
