@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from seq2seq.errors import Seq2SeqError
-from seq2seq.inference.translator import read_checkpoint
+from seq2seq.inference.checkpoint import read_checkpoint
 from seq2seq.io import redact
 from seq2seq.tracking import runs
 from seq2seq.tracking.lineage import INIT_FROM_TAG, LINEAGE_FILES, lineage_copy, lineage_tags, uncached_outs

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from seq2seq.errors import ConfigError, DataError
-from seq2seq.inference.translator import read_checkpoint
+from seq2seq.inference.checkpoint import read_checkpoint
 
 SIDES = ("src", "tgt")
 
