@@ -361,7 +361,8 @@ def epoch_scores(name: str, work: Path, cfg, sources: list[str], refs: list[str]
     decoded as above: [{"epoch", "step", "bleu_beam5", "chrf_beam5"}], in training order."""
     from seq2seq.data.sentencepiece import load_sp
     from seq2seq.errors import DataError
-    from seq2seq.inference.translator import load_model, read_checkpoint, translate
+    from seq2seq.inference.checkpoint import read_checkpoint
+    from seq2seq.inference.translator import load_model, translate
     from seq2seq.metrics import score
 
     sp_src, sp_tgt = load_sp(work / "tokenizer", "src"), load_sp(work / "tokenizer", "tgt")
