@@ -350,22 +350,20 @@ def run_config(name: str, overrides: list[str], src: str, tgt: str, work: Path, 
             (work / f"hyps.{label}.txt").write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
             log(f"[{name}] decode {label}: {seconds:.1f} s, BLEU {scores['bleu']:.2f}, chrF {scores['chrf']:.2f}")
         if score_epochs:
-            row["epoch_scores"] = epoch_scores(name, work, cfg, sources, refs, tgt)
+            row["epoch_scores"] = epoch_scores(name, work, cfg, sp_src, sp_tgt, sources, refs, tgt)
     except Exception:  # noqa: BLE001 - reported as this configuration's failure
         raise StageFailed("decode", tail(traceback.format_exc())) from None
     return row
 
 
-def epoch_scores(name: str, work: Path, cfg, sources: list[str], refs: list[str], tgt: str) -> list[dict]:
+def epoch_scores(name: str, work: Path, cfg, sp_src, sp_tgt, sources: list[str], refs: list[str], tgt: str) -> list[dict]:
     """Beam-5 test scores of each checkpoint kept after an epoch (EpochCheckpoints) and of the last one,
     decoded as above: [{"epoch", "step", "bleu_beam5", "chrf_beam5"}], in training order."""
-    from seq2seq.data.sentencepiece import load_sp
     from seq2seq.errors import DataError
     from seq2seq.inference.checkpoint import read_checkpoint
-    from seq2seq.inference.translator import load_model, translate
+    from seq2seq.inference.translator import model_from_checkpoint, translate
     from seq2seq.metrics import score
 
-    sp_src, sp_tgt = load_sp(work / "tokenizer", "src"), load_sp(work / "tokenizer", "tgt")
     d, seen, out = cfg.decode, set(), []
     for path in [*sorted((work / "epochs").glob("*.ckpt")), work / "train" / "checkpoints" / "last.ckpt"]:
         try:
@@ -377,7 +375,7 @@ def epoch_scores(name: str, work: Path, cfg, sources: list[str], refs: list[str]
         if step in seen:
             continue
         seen.add(step)
-        model, _ = load_model(path)
+        model = model_from_checkpoint(ckpt, source=str(path))
         hyps = translate(model, sp_src, sp_tgt, sources, BEAM, d.length_penalty, d.max_len_a, d.max_len_b, d.batch_size)
         scores = score(hyps, refs, tgt)
         out.append({"epoch": epoch, "step": step, f"bleu_beam{BEAM}": scores["bleu"], f"chrf_beam{BEAM}": scores["chrf"]})

@@ -31,11 +31,16 @@ def load_model(checkpoint: str | Path) -> tuple[torch.nn.Module, dict]:
     """Rebuild the model from a checkpoint alone (see read_checkpoint). DataError naming the file when it
     is missing or not a checkpoint of this project's train stage."""
     ckpt = read_checkpoint(checkpoint, missing="checkpoint not found (run `dvc repro` first, or pass --checkpoint)")
+    return model_from_checkpoint(ckpt, source=str(checkpoint)), ckpt["seq2seq"]
+
+
+def model_from_checkpoint(ckpt: dict, source: str) -> torch.nn.Module:
+    """The model of a checkpoint already read by read_checkpoint, in eval mode; `source` names it in errors."""
     meta = ckpt["seq2seq"]
-    model = build_model(meta["model"], meta["src_vocab_size"], meta["tgt_vocab_size"], source=str(checkpoint))
+    model = build_model(meta["model"], meta["src_vocab_size"], meta["tgt_vocab_size"], source=source)
     state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()}
     model.load_state_dict(state)
-    return model.eval(), meta
+    return model.eval()
 
 
 @torch.no_grad()
